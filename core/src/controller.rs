@@ -1,0 +1,467 @@
+//! The sans-IO controller: queue in, batches out, measurements in, configs out.
+//!
+//! [`Controller`] owns the batch buffer, the cost window, the baseline and the
+//! optimizer. It never reads a clock or a sensor: the caller passes `now` and the
+//! meter's cumulative energy, runs the batches it is handed, applies the configs it
+//! is told to, and sleeps until [`Controller::poll_timeout`]. The request queue
+//! stays outside, so arrivals can be pushed from another context.
+//!
+//! Phases: first *calibration* windows at the maximum config measure the baseline
+//! `E0, L0` (skipped when a baseline is given); then every finished window is
+//! handed to the optimizer, whose answer becomes the next config.
+//!
+//! ```
+//! use ecoedge_core::prelude::*;
+//!
+//! let space = Space::new(&[Dimension::batch(4).unwrap()]).unwrap();
+//! let settings = Settings { window: WindowSettings { requests: 8, warmup: 0, ..Default::default() }, ..Default::default() };
+//! let mut ctl: Controller<u32, Fixed, 4> = Controller::new(space, settings, Fixed::max()).unwrap();
+//! let mut queue: RingQueue<u32, 16> = RingQueue::new();
+//! let mut batch = heapless::Vec::new();
+//! for i in 0..4 {
+//!     queue.push(Instant::from_micros(i), i as u32).unwrap();
+//! }
+//! let energy_j = 0.0;
+//! assert_eq!(ctl.poll_batch(Instant::from_micros(4), energy_j, &mut queue, &mut batch), Ok(4));
+//! // ... run the batch ...
+//! let done = ctl.handle_batch_done(Instant::from_micros(30_000), 1.0).unwrap();
+//! assert_eq!(done.served, 4);
+//! ```
+
+use core::fmt;
+
+use heapless::Vec;
+
+use crate::batch::{BatchBuffer, BatchError};
+use crate::cost::{Baseline, CostError, EnergyScope};
+use crate::optimizer::Optimizer;
+use crate::queue::{Request, RequestSource};
+use crate::space::{Config, ConfigError, Knob, Space};
+use crate::time::{Duration, Instant};
+use crate::window::{CostWindow, WindowError, WindowReport, WindowSettings};
+
+/// How the controller measures and when it hands over to the optimizer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Settings {
+    /// Window size, warm-up, alpha, energy scope.
+    pub window: WindowSettings,
+    /// Windows at the maximum config before the optimizer starts; the last one
+    /// gives the baseline (default 1). Ignored when `baseline` is given.
+    pub calibration_windows: u32,
+    /// A known baseline: skips calibration.
+    pub baseline: Option<Baseline>,
+    /// Release a partial batch once its oldest request waited this long (default
+    /// off: the paper releases full batches only).
+    pub max_wait: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            window: WindowSettings::default(),
+            calibration_windows: 1,
+            baseline: None,
+            max_wait: None,
+        }
+    }
+}
+
+/// Why the controller could not be built or could not take an input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ControllerError {
+    /// Window settings are unusable.
+    Window(WindowError),
+    /// No baseline was given and no calibration window was asked for.
+    NoCalibration,
+    /// The space's largest batch does not fit the batch buffer.
+    BatchAboveCapacity {
+        /// Largest batch level of the space.
+        batch: u32,
+        /// Batch buffer capacity `B`.
+        capacity: usize,
+    },
+    /// A window must hold at least one full batch.
+    WindowBelowBatch {
+        /// Requests per window.
+        window: u32,
+        /// Largest batch level of the space.
+        batch: u32,
+    },
+    /// The optimizer proposed a config outside the space.
+    Config(ConfigError),
+    /// A batch could not be formed.
+    Batch(BatchError),
+    /// The calibration window measured an unusable baseline (a meter reading
+    /// nothing, say).
+    Baseline(CostError),
+    /// An energy reading was NaN or infinite.
+    EnergyNotFinite(f64),
+    /// The cumulative energy reading went down.
+    EnergyDecreased {
+        /// The previous reading, joules.
+        from: f64,
+        /// This reading, joules.
+        to: f64,
+    },
+    /// `now` is earlier than a time already seen.
+    TimeWentBack {
+        /// The latest time seen.
+        latest: Instant,
+        /// The time given.
+        now: Instant,
+    },
+    /// A batch is running: report it done before asking for another.
+    BatchInFlight,
+    /// No batch is running.
+    NoBatchInFlight,
+}
+
+impl fmt::Display for ControllerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControllerError::Window(e) => e.fmt(f),
+            ControllerError::NoCalibration => {
+                f.write_str("no baseline given and no calibration window asked for")
+            }
+            ControllerError::BatchAboveCapacity { batch, capacity } => write!(
+                f,
+                "batch size {batch} is above the controller's batch capacity {capacity}"
+            ),
+            ControllerError::WindowBelowBatch { window, batch } => write!(
+                f,
+                "a window of {window} requests is shorter than the largest batch ({batch})"
+            ),
+            ControllerError::Config(e) => write!(f, "optimizer proposed a bad config: {e}"),
+            ControllerError::Batch(e) => e.fmt(f),
+            ControllerError::Baseline(e) => write!(f, "calibration failed: {e}"),
+            ControllerError::EnergyNotFinite(e) => write!(f, "energy reading {e} is not finite"),
+            ControllerError::EnergyDecreased { from, to } => {
+                write!(f, "cumulative energy went down from {from} J to {to} J")
+            }
+            ControllerError::TimeWentBack { latest, now } => {
+                write!(f, "time went back from {latest} to {now}")
+            }
+            ControllerError::BatchInFlight => f.write_str("a batch is already in flight"),
+            ControllerError::NoBatchInFlight => f.write_str("no batch is in flight"),
+        }
+    }
+}
+
+impl core::error::Error for ControllerError {}
+
+impl From<BatchError> for ControllerError {
+    fn from(e: BatchError) -> Self {
+        ControllerError::Batch(e)
+    }
+}
+
+/// Where the controller is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Phase {
+    /// Measuring the baseline at the maximum config; `window` counts from 0.
+    Calibrating {
+        /// Calibration windows finished so far.
+        window: u32,
+    },
+    /// Handing every finished window to the optimizer.
+    Optimizing,
+}
+
+/// What a finished batch led to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[must_use]
+pub struct Completion {
+    /// Requests completed by this batch.
+    pub served: usize,
+    /// The window this batch closed, if any.
+    pub window: Option<WindowReport>,
+    /// The config to apply before the next batch, when it changes.
+    pub apply: Option<Config>,
+}
+
+/// The batch in flight: the meter when it started, its requests' arrivals.
+#[derive(Debug, Clone)]
+struct InFlight<const B: usize> {
+    energy_j: f64,
+    arrivals: Vec<Instant, B>,
+}
+
+/// See the module doc. `T` is the request payload, `O` the optimizer, `B` the
+/// largest batch. Holds no heap memory and allocates none.
+pub struct Controller<T, O, const B: usize> {
+    space: Space,
+    settings: Settings,
+    optimizer: O,
+    batcher: BatchBuffer<T, B>,
+    window: CostWindow,
+    state: State,
+    config: Config,
+    in_flight: Option<InFlight<B>>,
+    /// Meter reading at the end of the previous batch (total scope charges the
+    /// idle energy since then to the next batch).
+    energy_mark: Option<f64>,
+    last_energy: f64,
+    latest: Instant,
+    served: u64,
+}
+
+impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
+    /// A controller for `space`. The config to apply first is [`config`](Self::config).
+    pub fn new(space: Space, settings: Settings, mut optimizer: O) -> Result<Self, ControllerError> {
+        let window = CostWindow::new(settings.window).map_err(ControllerError::Window)?;
+        let max_batch = space.batch_size(&space.max_config());
+        if max_batch as usize > B {
+            return Err(ControllerError::BatchAboveCapacity {
+                batch: max_batch,
+                capacity: B,
+            });
+        }
+        if settings.window.requests < max_batch {
+            return Err(ControllerError::WindowBelowBatch {
+                window: settings.window.requests,
+                batch: max_batch,
+            });
+        }
+        let (state, config) = match settings.baseline {
+            Some(baseline) => (State::Optimizing { baseline }, optimizer.start(&space)),
+            None if settings.calibration_windows == 0 => return Err(ControllerError::NoCalibration),
+            None => (State::Calibrating { window: 0 }, space.max_config()),
+        };
+        space.check(&config).map_err(ControllerError::Config)?;
+        Ok(Controller {
+            batcher: BatchBuffer::new(settings.max_wait),
+            window,
+            state,
+            config,
+            in_flight: None,
+            energy_mark: None,
+            last_energy: 0.0,
+            latest: Instant::ZERO,
+            served: 0,
+            space,
+            settings,
+            optimizer,
+        })
+    }
+
+    /// The config in force (apply it to the board at start).
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// The knob space.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Calibrating or optimizing.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Calibrating { window } => Phase::Calibrating { window },
+            State::Optimizing { .. } => Phase::Optimizing,
+        }
+    }
+
+    /// The baseline, once known.
+    pub fn baseline(&self) -> Option<Baseline> {
+        self.state.baseline().copied()
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// True when `knob` is left to the OS governor, not pinned by configs. Only
+    /// once optimizing: calibration pins everything at the maximum.
+    pub fn governed(&self, knob: Knob) -> bool {
+        self.phase() == Phase::Optimizing && self.optimizer.governed(knob)
+    }
+
+    /// Requests completed so far.
+    pub fn served(&self) -> u64 {
+        self.served
+    }
+
+    /// Requests held in the batch buffer (taken from the queue, not yet running).
+    pub fn buffered(&self) -> usize {
+        self.batcher.len()
+    }
+
+    /// True while a batch handed out by [`poll_batch`](Self::poll_batch) has not
+    /// been reported done.
+    pub fn batch_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// When to poll again even if no request arrives: the maximum-wait deadline of
+    /// the partial batch waiting, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        self.batcher.deadline()
+    }
+
+    fn observe(&mut self, now: Instant, energy_j: f64) -> Result<(), ControllerError> {
+        if !energy_j.is_finite() {
+            return Err(ControllerError::EnergyNotFinite(energy_j));
+        }
+        if now < self.latest {
+            return Err(ControllerError::TimeWentBack {
+                latest: self.latest,
+                now,
+            });
+        }
+        if energy_j < self.last_energy && self.energy_mark.is_some() {
+            return Err(ControllerError::EnergyDecreased {
+                from: self.last_energy,
+                to: energy_j,
+            });
+        }
+        self.latest = now;
+        self.last_energy = energy_j;
+        self.energy_mark.get_or_insert(energy_j);
+        Ok(())
+    }
+
+    /// Forms the next batch from `src` into `out` (cleared first) when the batch
+    /// rule allows; returns its length, 0 when it is not time yet. `energy_j` is
+    /// the meter's cumulative reading at `now`. Bounded work: at most `B` requests
+    /// move.
+    pub fn poll_batch<S: RequestSource<T>>(
+        &mut self,
+        now: Instant,
+        energy_j: f64,
+        src: &mut S,
+        out: &mut Vec<Request<T>, B>,
+    ) -> Result<usize, ControllerError> {
+        if self.in_flight.is_some() {
+            return Err(ControllerError::BatchInFlight);
+        }
+        self.observe(now, energy_j)?;
+        let size = self.space.batch_size(&self.config) as usize;
+        let n = self.batcher.poll(now, size, src, out)?;
+        if n > 0 {
+            let mut arrivals = Vec::new();
+            for r in out.iter() {
+                // Cannot fail: out holds at most B requests.
+                let _ = arrivals.push(r.arrival);
+            }
+            self.in_flight = Some(InFlight {
+                energy_j,
+                arrivals,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Reports the batch in flight finished at `now`, the meter reading
+    /// `energy_j`. Charges its energy to its requests, closes the window when full
+    /// and, if the config changes, says which to apply. Bounded work: one window
+    /// summary and one optimizer step at most.
+    pub fn handle_batch_done(
+        &mut self,
+        now: Instant,
+        energy_j: f64,
+    ) -> Result<Completion, ControllerError> {
+        if self.in_flight.is_none() {
+            return Err(ControllerError::NoBatchInFlight);
+        }
+        let mark = self.energy_mark;
+        self.observe(now, energy_j)?;
+        let Some(batch) = self.in_flight.take() else {
+            return Err(ControllerError::NoBatchInFlight);
+        };
+        let since = match self.settings.window.scope {
+            EnergyScope::Active => batch.energy_j,
+            EnergyScope::Total => mark.unwrap_or(batch.energy_j),
+        };
+        let n = batch.arrivals.len();
+        let per_request_j = (energy_j - since) / n as f64;
+        self.energy_mark = Some(energy_j);
+        self.served += n as u64;
+        let mut completion = Completion {
+            served: n,
+            window: None,
+            apply: None,
+        };
+        for &arrival in &batch.arrivals {
+            let latency_s = now.saturating_since(arrival).as_secs_f64();
+            self.window
+                .record(arrival, latency_s, per_request_j, self.state.baseline());
+            if self.window.is_full() {
+                // A window holds at least one batch, so at most one closes here.
+                let (report, next) = self.close_window(now)?;
+                completion.window = Some(report);
+                if next != self.config {
+                    self.config = next;
+                    completion.apply = Some(next);
+                }
+            }
+        }
+        Ok(completion)
+    }
+
+    /// Summarises the full window, decides the next config, starts the next window.
+    /// Changes nothing when it fails.
+    fn close_window(&mut self, now: Instant) -> Result<(WindowReport, Config), ControllerError> {
+        let (baseline, state) = match self.state {
+            State::Optimizing { baseline } => (baseline, self.state),
+            State::Calibrating { window } => {
+                let (e, l) = self.window.means();
+                let baseline = Baseline::new(e, l).map_err(ControllerError::Baseline)?;
+                let state = if window + 1 >= self.settings.calibration_windows {
+                    State::Optimizing { baseline }
+                } else {
+                    State::Calibrating { window: window + 1 }
+                };
+                (baseline, state)
+            }
+        };
+        let report = self.window.report(now, self.config, &baseline);
+        let next = match (self.state, state) {
+            (State::Calibrating { .. }, State::Calibrating { .. }) => self.config,
+            (State::Calibrating { .. }, State::Optimizing { .. }) => {
+                // The optimizer's first config is often the calibrated one: give it
+                // that window's report instead of measuring the same config again.
+                let first = self.optimizer.start(&self.space);
+                if first == self.config {
+                    self.optimizer.step(&self.space, &report)
+                } else {
+                    first
+                }
+            }
+            (State::Optimizing { .. }, _) => self.optimizer.step(&self.space, &report),
+        };
+        self.space.check(&next).map_err(ControllerError::Config)?;
+        self.state = state;
+        self.window.next(next != self.config);
+        Ok((report, next))
+    }
+}
+
+/// Phase with the data that only exists in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Calibrating { window: u32 },
+    Optimizing { baseline: Baseline },
+}
+
+impl State {
+    fn baseline(&self) -> Option<&Baseline> {
+        match self {
+            State::Optimizing { baseline } => Some(baseline),
+            State::Calibrating { .. } => None,
+        }
+    }
+}

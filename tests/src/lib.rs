@@ -1,0 +1,1 @@
+//! Cross-crate integration tests (under `tests/tests/`) and their fixtures.
