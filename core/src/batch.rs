@@ -32,7 +32,10 @@ impl fmt::Display for BatchError {
         match self {
             BatchError::ZeroBatch => f.write_str("batch size 0 is not allowed"),
             BatchError::TooLarge { size, capacity } => {
-                write!(f, "batch size {size} is above the batch capacity {capacity}")
+                write!(
+                    f,
+                    "batch size {size} is above the batch capacity {capacity}"
+                )
             }
         }
     }
@@ -143,7 +146,10 @@ mod tests {
         assert_eq!(b.deadline(), None);
         q.push(t(2), 3).unwrap();
         assert_eq!(b.poll(t(3), 3, &mut q, &mut out), Ok(3));
-        assert_eq!(out.iter().map(|r| r.payload).collect::<Vec<u8, 4>>(), [1, 2, 3]);
+        assert_eq!(
+            out.iter().map(|r| r.payload).collect::<Vec<u8, 4>>(),
+            [1, 2, 3]
+        );
         assert!(b.is_empty());
     }
 
@@ -177,10 +183,16 @@ mod tests {
         let mut q: RingQueue<u8, 4> = RingQueue::new();
         let mut b: BatchBuffer<u8, 2> = BatchBuffer::new(None);
         let mut out = Vec::new();
-        assert_eq!(b.poll(t(0), 0, &mut q, &mut out), Err(BatchError::ZeroBatch));
+        assert_eq!(
+            b.poll(t(0), 0, &mut q, &mut out),
+            Err(BatchError::ZeroBatch)
+        );
         assert_eq!(
             b.poll(t(0), 3, &mut q, &mut out),
-            Err(BatchError::TooLarge { size: 3, capacity: 2 })
+            Err(BatchError::TooLarge {
+                size: 3,
+                capacity: 2
+            })
         );
     }
 }

@@ -211,7 +211,11 @@ pub struct Controller<T, O, const B: usize> {
 
 impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
     /// A controller for `space`. The config to apply first is [`config`](Self::config).
-    pub fn new(space: Space, settings: Settings, mut optimizer: O) -> Result<Self, ControllerError> {
+    pub fn new(
+        space: Space,
+        settings: Settings,
+        mut optimizer: O,
+    ) -> Result<Self, ControllerError> {
         let window = CostWindow::new(settings.window).map_err(ControllerError::Window)?;
         let max_batch = space.batch_size(&space.max_config());
         if max_batch as usize > B {
@@ -228,7 +232,9 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
         }
         let (state, config) = match settings.baseline {
             Some(baseline) => (State::Optimizing { baseline }, optimizer.start(&space)),
-            None if settings.calibration_windows == 0 => return Err(ControllerError::NoCalibration),
+            None if settings.calibration_windows == 0 => {
+                return Err(ControllerError::NoCalibration);
+            }
             None => (State::Calibrating { window: 0 }, space.max_config()),
         };
         space.check(&config).map_err(ControllerError::Config)?;
@@ -357,10 +363,7 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
                 // Cannot fail: out holds at most B requests.
                 let _ = arrivals.push(r.arrival);
             }
-            self.in_flight = Some(InFlight {
-                energy_j,
-                arrivals,
-            });
+            self.in_flight = Some(InFlight { energy_j, arrivals });
         }
         Ok(n)
     }

@@ -89,6 +89,10 @@ struct Counters {
     served: AtomicCounter,
 }
 
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "counters are u32 on targets without 64-bit atomics"
+)]
 impl Counters {
     fn bump(counter: &AtomicCounter) -> u64 {
         let old = counter.load(Ordering::Relaxed);
@@ -158,7 +162,12 @@ impl<T, const N: usize> Default for RingQueue<T, N> {
 impl<T, const N: usize> RingQueue<T, N> {
     /// An empty queue. `N` below 2 (no usable slot) does not compile.
     pub fn new() -> Self {
-        const { assert!(N >= 2, "a RingQueue<T, N> holds N - 1 requests: N must be at least 2") };
+        const {
+            assert!(
+                N >= 2,
+                "a RingQueue<T, N> holds N - 1 requests: N must be at least 2"
+            )
+        };
         RingQueue {
             inner: spsc::Queue::new(),
             counters: Counters::default(),
@@ -275,7 +284,11 @@ mod tests {
         assert_eq!(q.push(Instant::ZERO, 3), Ok(1));
         assert_eq!(
             q.stats(),
-            QueueStats { accepted: 2, refused: 1, served: 1 }
+            QueueStats {
+                accepted: 2,
+                refused: 1,
+                served: 1
+            }
         );
         assert_eq!(q.stats().waiting(), 1);
     }

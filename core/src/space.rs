@@ -118,9 +118,16 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ConfigError::WrongDims { given, expected } => {
-                write!(f, "config has {given} indices, the space has {expected} dimensions")
+                write!(
+                    f,
+                    "config has {given} indices, the space has {expected} dimensions"
+                )
             }
-            ConfigError::OutOfRange { knob, index, levels } => write!(
+            ConfigError::OutOfRange {
+                knob,
+                index,
+                levels,
+            } => write!(
                 f,
                 "{} level index {index} is outside 0..{levels}",
                 knob.name()
@@ -427,22 +434,43 @@ mod tests {
 
     #[test]
     fn bad_dimensions_are_typed_errors() {
-        assert_eq!(Dimension::new(Knob::Cpu, &[]), Err(SpaceError::NoLevels(Knob::Cpu)));
-        assert_eq!(Dimension::new(Knob::Gpu, &[2, 2]), Err(SpaceError::NotAscending(Knob::Gpu)));
-        assert_eq!(Dimension::new(Knob::Batch, &[0, 1]), Err(SpaceError::ZeroBatch));
+        assert_eq!(
+            Dimension::new(Knob::Cpu, &[]),
+            Err(SpaceError::NoLevels(Knob::Cpu))
+        );
+        assert_eq!(
+            Dimension::new(Knob::Gpu, &[2, 2]),
+            Err(SpaceError::NotAscending(Knob::Gpu))
+        );
+        assert_eq!(
+            Dimension::new(Knob::Batch, &[0, 1]),
+            Err(SpaceError::ZeroBatch)
+        );
         assert_eq!(Dimension::batch(0), Err(SpaceError::ZeroBatch));
-        assert_eq!(Dimension::batch(65), Err(SpaceError::TooManyLevels(Knob::Batch)));
+        assert_eq!(
+            Dimension::batch(65),
+            Err(SpaceError::TooManyLevels(Knob::Batch))
+        );
         let many: [u32; 65] = core::array::from_fn(|i| i as u32 + 1);
-        assert_eq!(Dimension::new(Knob::Cpu, &many), Err(SpaceError::TooManyLevels(Knob::Cpu)));
+        assert_eq!(
+            Dimension::new(Knob::Cpu, &many),
+            Err(SpaceError::TooManyLevels(Knob::Cpu))
+        );
         assert_eq!(
             Dimension::batch(4).unwrap().with_lower_limit(4),
             Err(SpaceError::LimitOutOfRange(Knob::Batch))
         );
         let b = Dimension::batch(2).unwrap();
-        assert_eq!(Space::new(&[b.clone(), b]), Err(SpaceError::DuplicateKnob(Knob::Batch)));
+        assert_eq!(
+            Space::new(&[b.clone(), b]),
+            Err(SpaceError::DuplicateKnob(Knob::Batch))
+        );
         let mut s = xavier();
         s.push(Dimension::new(Knob::Memory, &[1]).unwrap()).unwrap();
-        assert_eq!(s.push(Dimension::new(Knob::Cores, &[1]).unwrap()), Err(SpaceError::TooManyDims));
+        assert_eq!(
+            s.push(Dimension::new(Knob::Cores, &[1]).unwrap()),
+            Err(SpaceError::TooManyDims)
+        );
     }
 
     #[test]
@@ -452,9 +480,19 @@ mod tests {
         assert_eq!(s.batch_size(&s.max_config()), 16);
         assert_eq!(
             s.config(&[3, 0, 0]),
-            Err(ConfigError::OutOfRange { knob: Knob::Cpu, index: 3, levels: 3 })
+            Err(ConfigError::OutOfRange {
+                knob: Knob::Cpu,
+                index: 3,
+                levels: 3
+            })
         );
-        assert_eq!(s.config(&[0, 0]), Err(ConfigError::WrongDims { given: 2, expected: 3 }));
+        assert_eq!(
+            s.config(&[0, 0]),
+            Err(ConfigError::WrongDims {
+                given: 2,
+                expected: 3
+            })
+        );
         let c = s.config(&[1, 1, 7]).unwrap();
         assert_eq!(s.knob_value(&c, Knob::Gpu), Some(204_000_000));
         assert_eq!(s.batch_size(&c), 8);
@@ -464,8 +502,15 @@ mod tests {
 
     #[test]
     fn steps_respect_lower_limits() {
-        let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3]).unwrap().with_lower_limit(1).unwrap();
-        let s = Space::new(&[cpu, Dimension::batch(4).unwrap().with_lower_limit(3).unwrap()]).unwrap();
+        let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3])
+            .unwrap()
+            .with_lower_limit(1)
+            .unwrap();
+        let s = Space::new(&[
+            cpu,
+            Dimension::batch(4).unwrap().with_lower_limit(3).unwrap(),
+        ])
+        .unwrap();
         let c = s.config(&[1, 3]).unwrap();
         assert_eq!(s.step(&c, 0, -1), None);
         assert_eq!(s.step(&c, 0, 1), Some(s.config(&[2, 3]).unwrap()));

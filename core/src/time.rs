@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(b - a, Duration::from_micros(4));
         assert_eq!(a - b, Duration::ZERO);
         assert_eq!(a.checked_since(b), None);
-        assert_eq!(Instant::from_micros(u64::MAX) + Duration::from_secs(1), Instant::from_micros(u64::MAX));
+        assert_eq!(
+            Instant::from_micros(u64::MAX) + Duration::from_secs(1),
+            Instant::from_micros(u64::MAX)
+        );
         assert_eq!(Duration::from_millis(3).as_micros(), 3_000);
     }
 

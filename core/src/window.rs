@@ -247,7 +247,11 @@ impl CostWindow {
     /// Starts the next window, with a warm-up when the config changes now.
     pub fn next(&mut self, config_changed: bool) {
         self.index += 1;
-        self.warmup_left = if config_changed { self.settings.warmup } else { 0 };
+        self.warmup_left = if config_changed {
+            self.settings.warmup
+        } else {
+            0
+        };
         self.discarded = 0;
         self.requests = 0;
         self.energy_sum = 0.0;
@@ -271,10 +275,16 @@ mod tests {
 
     #[test]
     fn bad_counts_are_typed_errors() {
-        assert_eq!(CostWindow::new(settings(0, 0)).unwrap_err(), WindowError::ZeroWindow);
+        assert_eq!(
+            CostWindow::new(settings(0, 0)).unwrap_err(),
+            WindowError::ZeroWindow
+        );
         assert_eq!(
             CostWindow::new(settings(4, 4)).unwrap_err(),
-            WindowError::WarmupTooLong { warmup: 4, window: 4 }
+            WindowError::WarmupTooLong {
+                warmup: 4,
+                window: 4
+            }
         );
     }
 

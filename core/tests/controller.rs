@@ -1,0 +1,348 @@
+//! Controller behaviour: phases, baseline, energy attribution, configs, errors.
+
+use ecoedge_core::controller::ControllerError;
+use ecoedge_core::cost::{CostError, EnergyScope};
+use ecoedge_core::prelude::*;
+use ecoedge_core::space::ConfigError;
+use ecoedge_core::window::WindowError;
+
+type Batch = heapless::Vec<Request<u32>, 4>;
+
+fn space() -> Space {
+    let cpu = Dimension::new(Knob::Cpu, &[1_000, 2_000, 3_000]).unwrap();
+    Space::new(&[cpu, Dimension::batch(4).unwrap()]).unwrap()
+}
+
+fn settings(requests: u32, warmup: u32) -> Settings {
+    Settings {
+        window: WindowSettings {
+            requests,
+            warmup,
+            ..WindowSettings::default()
+        },
+        ..Settings::default()
+    }
+}
+
+fn t(ms: u64) -> Instant {
+    Instant::from_micros(ms * 1_000)
+}
+
+/// Proposes a scripted sequence of configs and records what it observed.
+struct Script {
+    start: Config,
+    next: Vec<Config>,
+    seen: Vec<WindowReport>,
+}
+
+impl Optimizer for Script {
+    fn name(&self) -> &'static str {
+        "script"
+    }
+    fn start(&mut self, _space: &Space) -> Config {
+        self.start
+    }
+    fn step(&mut self, _space: &Space, report: &WindowReport) -> Config {
+        self.seen.push(*report);
+        if self.next.is_empty() {
+            report.config
+        } else {
+            self.next.remove(0)
+        }
+    }
+}
+
+/// Serves `n` full batches, arrivals every `gap` ms, each batch taking `service`
+/// ms and `joules` joules, with `idle_w` watts between; returns the last completion.
+struct Rig<O: Optimizer> {
+    ctl: Controller<u32, O, 4>,
+    queue: RingQueue<u32, 32>,
+    batch: Batch,
+    now: u64,
+    energy: f64,
+}
+
+impl<O: Optimizer> Rig<O> {
+    fn new(ctl: Controller<u32, O, 4>) -> Self {
+        Rig {
+            ctl,
+            queue: RingQueue::new(),
+            batch: Batch::new(),
+            now: 0,
+            energy: 0.0,
+        }
+    }
+
+    /// One batch: `size` arrivals `gap` ms apart, then `service` ms of work costing
+    /// `joules`; idle power `idle_w` while waiting.
+    fn batch(&mut self, gap: u64, service: u64, joules: f64, idle_w: f64) -> Completion {
+        loop {
+            self.now += gap;
+            self.energy += idle_w * gap as f64 / 1_000.0;
+            self.queue.push(t(self.now), 0).unwrap();
+            let n = self
+                .ctl
+                .poll_batch(t(self.now), self.energy, &mut self.queue, &mut self.batch)
+                .unwrap();
+            if n > 0 {
+                break;
+            }
+        }
+        self.now += service;
+        self.energy += joules;
+        self.ctl
+            .handle_batch_done(t(self.now), self.energy)
+            .unwrap()
+    }
+}
+
+#[test]
+fn calibrates_at_max_then_optimizes() {
+    let s = space();
+    let low = s.config(&[0, 3]).unwrap();
+    let script = Script {
+        start: low,
+        next: vec![],
+        seen: vec![],
+    };
+    let ctl = Controller::new(s.clone(), settings(8, 4), script).unwrap();
+    assert_eq!(ctl.phase(), Phase::Calibrating { window: 0 });
+    assert_eq!(ctl.config(), s.max_config());
+    let mut rig = Rig::new(ctl);
+
+    // Window 0: 4 warm-up + 4 measured requests at max; batches of 4 arriving 1 ms
+    // apart, served in 10 ms for 2 J, no idle power.
+    assert_eq!(rig.batch(1, 10, 2.0, 0.0).window, None);
+    let c = rig.batch(1, 10, 2.0, 0.0);
+    let w = c.window.expect("window 0 closes after 8 requests");
+    assert_eq!((w.index, w.requests, w.discarded), (0, 4, 4));
+    assert!((w.energy_j - 0.5).abs() < 1e-12);
+    // Latencies of a batch arriving at 1,2,3,4 ms after the previous and done 10 ms
+    // after the last: 13, 12, 11, 10 ms.
+    assert!((w.latency_s - 0.0115).abs() < 1e-9);
+    assert_eq!(w.cost.mean, 1.0, "the calibration window is the baseline");
+    assert_eq!(w.cost.p99, None);
+    let b = rig.ctl.baseline().unwrap();
+    assert!((b.energy_j() - 0.5).abs() < 1e-12 && (b.latency_s() - 0.0115).abs() < 1e-9);
+    assert_eq!(rig.ctl.phase(), Phase::Optimizing);
+    assert_eq!(
+        c.apply,
+        Some(low),
+        "the optimizer's start config is applied"
+    );
+    assert_eq!(rig.ctl.config(), low);
+
+    // Window 1 at `low` starts with a warm-up; energy halves, so cost drops.
+    assert!(rig.batch(1, 10, 1.0, 0.0).window.is_none());
+    let w = rig.batch(1, 10, 1.0, 0.0).window.unwrap();
+    assert_eq!((w.index, w.config, w.discarded), (1, low, 4));
+    assert!((w.cost.mean - 0.75).abs() < 1e-9);
+    assert!(w.cost.p99.is_some());
+    assert_eq!(rig.ctl.optimizer().seen.len(), 1);
+    assert_eq!(rig.ctl.served(), 16);
+}
+
+#[test]
+fn optimizer_starting_at_max_gets_the_calibration_window() {
+    let s = space();
+    let script = Script {
+        start: s.max_config(),
+        next: vec![s.config(&[1, 3]).unwrap()],
+        seen: vec![],
+    };
+    let mut rig = Rig::new(Controller::new(s.clone(), settings(4, 0), script).unwrap());
+    let c = rig.batch(1, 10, 2.0, 0.0);
+    assert_eq!(
+        rig.ctl.optimizer().seen.len(),
+        1,
+        "no window wasted re-measuring max"
+    );
+    assert_eq!(c.apply, Some(s.config(&[1, 3]).unwrap()));
+}
+
+#[test]
+fn several_calibration_windows_and_a_given_baseline() {
+    let s = space();
+    let script = || Script {
+        start: s.max_config(),
+        next: vec![],
+        seen: vec![],
+    };
+    let mut rig = Rig::new(
+        Controller::new(
+            s.clone(),
+            Settings {
+                calibration_windows: 3,
+                ..settings(4, 0)
+            },
+            script(),
+        )
+        .unwrap(),
+    );
+    for w in 0..3 {
+        assert_eq!(rig.ctl.phase(), Phase::Calibrating { window: w });
+        assert_eq!(rig.batch(1, 10, 2.0, 0.0).window.map(|r| r.index), Some(w));
+    }
+    assert_eq!(rig.ctl.phase(), Phase::Optimizing);
+
+    let given = Settings {
+        baseline: Some(Baseline::new(1.0, 1.0).unwrap()),
+        ..settings(4, 0)
+    };
+    let ctl: Controller<u32, _, 4> = Controller::new(s.clone(), given, script()).unwrap();
+    assert_eq!(ctl.phase(), Phase::Optimizing);
+    assert_eq!(ctl.baseline(), Some(Baseline::new(1.0, 1.0).unwrap()));
+}
+
+#[test]
+fn total_scope_charges_idle_energy_active_does_not() {
+    for (scope, want) in [
+        (EnergyScope::Total, (2.0 + 3.0) / 4.0),
+        (EnergyScope::Active, 2.0 / 4.0),
+    ] {
+        let mut set = settings(4, 0);
+        set.window.scope = scope;
+        let mut rig = Rig::new(Controller::new(space(), set, Fixed::max()).unwrap());
+        // 4 arrivals 1 s apart at 1 W idle before the batch starts: 3 J idle
+        // between first poll and release, plus 2 J of batch.
+        let w = rig.batch(1_000, 10, 2.0, 1.0).window.unwrap();
+        assert!(
+            (w.energy_j - want).abs() < 1e-9,
+            "{scope:?}: {}",
+            w.energy_j
+        );
+    }
+}
+
+#[test]
+fn max_wait_releases_partial_batches_and_says_when() {
+    let set = Settings {
+        max_wait: Some(Duration::from_millis(5)),
+        ..settings(4, 0)
+    };
+    let mut ctl: Controller<u32, Fixed, 4> = Controller::new(space(), set, Fixed::max()).unwrap();
+    let mut q: RingQueue<u32, 8> = RingQueue::new();
+    let mut out = Batch::new();
+    q.push(t(1), 7).unwrap();
+    assert_eq!(ctl.poll_batch(t(1), 0.0, &mut q, &mut out), Ok(0));
+    assert_eq!(ctl.poll_timeout(), Some(t(6)));
+    assert_eq!(ctl.poll_batch(t(6), 0.0, &mut q, &mut out), Ok(1));
+    assert_eq!(
+        ctl.poll_timeout(),
+        None,
+        "nothing to wait for while a batch runs"
+    );
+    assert_eq!(out[0].payload, 7);
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let s = space();
+    let mut ctl: Controller<u32, Fixed, 4> =
+        Controller::new(s.clone(), settings(4, 0), Fixed::max()).unwrap();
+    let mut q: RingQueue<u32, 8> = RingQueue::new();
+    let mut out = Batch::new();
+    assert_eq!(
+        ctl.handle_batch_done(t(1), 0.0).unwrap_err(),
+        ControllerError::NoBatchInFlight
+    );
+    assert!(matches!(
+        ctl.poll_batch(t(1), f64::NAN, &mut q, &mut out),
+        Err(ControllerError::EnergyNotFinite(e)) if e.is_nan()
+    ));
+    assert!(matches!(
+        ctl.poll_batch(t(1), f64::INFINITY, &mut q, &mut out),
+        Err(ControllerError::EnergyNotFinite(_))
+    ));
+    ctl.poll_batch(t(2), 5.0, &mut q, &mut out).unwrap();
+    assert_eq!(
+        ctl.poll_batch(t(3), 4.0, &mut q, &mut out),
+        Err(ControllerError::EnergyDecreased { from: 5.0, to: 4.0 })
+    );
+    assert_eq!(
+        ctl.poll_batch(t(1), 5.0, &mut q, &mut out),
+        Err(ControllerError::TimeWentBack {
+            latest: t(2),
+            now: t(1)
+        })
+    );
+    for i in 0..4 {
+        q.push(t(3), i).unwrap();
+    }
+    assert_eq!(ctl.poll_batch(t(3), 5.0, &mut q, &mut out), Ok(4));
+    assert_eq!(
+        ctl.poll_batch(t(3), 5.0, &mut q, &mut out),
+        Err(ControllerError::BatchInFlight)
+    );
+    assert_eq!(
+        ctl.handle_batch_done(t(4), -1.0).unwrap_err(),
+        ControllerError::EnergyDecreased {
+            from: 5.0,
+            to: -1.0
+        }
+    );
+    assert!(ctl.batch_in_flight(), "a refused reading keeps the batch");
+    assert_eq!(ctl.handle_batch_done(t(4), 6.0).unwrap().served, 4);
+
+    // Construction errors.
+    let new = |set: Settings| Controller::<u32, Fixed, 4>::new(s.clone(), set, Fixed::max()).err();
+    assert_eq!(
+        new(settings(0, 0)),
+        Some(ControllerError::Window(WindowError::ZeroWindow))
+    );
+    assert_eq!(
+        new(settings(3, 0)),
+        Some(ControllerError::WindowBelowBatch {
+            window: 3,
+            batch: 4
+        })
+    );
+    assert_eq!(
+        new(Settings {
+            calibration_windows: 0,
+            ..settings(8, 0)
+        }),
+        Some(ControllerError::NoCalibration)
+    );
+    let big = Space::new(&[Dimension::batch(8).unwrap()]).unwrap();
+    assert_eq!(
+        Controller::<u32, Fixed, 4>::new(big, settings(8, 0), Fixed::max()).err(),
+        Some(ControllerError::BatchAboveCapacity {
+            batch: 8,
+            capacity: 4
+        })
+    );
+    let outside = Fixed::new(Config::default().with(0, 9));
+    assert_eq!(
+        Controller::<u32, Fixed, 4>::new(
+            s.clone(),
+            Settings {
+                baseline: Some(Baseline::new(1.0, 1.0).unwrap()),
+                ..settings(4, 0)
+            },
+            outside
+        )
+        .err(),
+        Some(ControllerError::Config(ConfigError::OutOfRange {
+            knob: Knob::Cpu,
+            index: 9,
+            levels: 3
+        }))
+    );
+}
+
+#[test]
+fn a_meter_that_reads_nothing_fails_calibration_clearly() {
+    let mut ctl: Controller<u32, Fixed, 4> =
+        Controller::new(space(), settings(4, 0), Fixed::max()).unwrap();
+    let mut q: RingQueue<u32, 8> = RingQueue::new();
+    let mut out = Batch::new();
+    for i in 0..4 {
+        q.push(t(0), i).unwrap();
+    }
+    ctl.poll_batch(t(0), 0.0, &mut q, &mut out).unwrap();
+    assert!(matches!(
+        ctl.handle_batch_done(t(10), 0.0),
+        Err(ControllerError::Baseline(CostError::BadBaseline { .. }))
+    ));
+}
