@@ -1,0 +1,163 @@
+//! Saving the board's clock settings and putting them back, whatever happens.
+//!
+//! Like `jetson_clocks --store` / `--restore`: [`RestoreGuard::save`] reads the
+//! governor and limits of every cpufreq policy and of the GPU before anything is
+//! written; they come back when the guard is dropped (normal exit, or unwinding
+//! after a panic), and on Ctrl-C or SIGTERM once [`RestoreGuard::watch_signals`]
+//! runs a handler thread, which restores and then exits with 130 or 143 (the
+//! shell's 128 + signal number).
+//!
+//! Limits: with `panic = "abort"` nothing unwinds, so nothing is restored on a
+//! panic; and after the guard is dropped, signal-hook leaves its (now idle)
+//! handler installed, so Ctrl-C no longer ends the process by itself. The guard is
+//! meant to live as long as the process.
+
+use crate::cpufreq::discover_policies;
+use crate::devfreq::{find_gpu, gpu_limits};
+use crate::sysfs::{Error, Limits, Result, Sysfs};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+/// One clock's saved settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedClock {
+    /// Its governor file.
+    pub governor_file: PathBuf,
+    /// The governor it had.
+    pub governor: String,
+    /// Its limit files.
+    pub limits: Limits,
+    /// The `(min, max)` it had.
+    pub range: (u32, u32),
+}
+
+impl SavedClock {
+    fn read(sysfs: &Sysfs, governor_file: PathBuf, limits: Limits) -> Result<Self> {
+        Ok(SavedClock {
+            governor: sysfs.read_string(&governor_file)?,
+            range: limits.read(sysfs)?,
+            governor_file,
+            limits,
+        })
+    }
+
+    /// Limits first (ordered so `min <= max` holds throughout), then the governor.
+    fn restore(&self, sysfs: &Sysfs) -> Result<()> {
+        self.limits.set(sysfs, self.range.0, self.range.1)?;
+        if sysfs.read_string(&self.governor_file)? != self.governor {
+            sysfs.write_verified(&self.governor_file, &self.governor)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    sysfs: Sysfs,
+    clocks: Vec<SavedClock>,
+}
+
+type Shared = Arc<Mutex<Option<Snapshot>>>;
+
+/// Restores the snapshot once; later calls find nothing left to do. Tries every
+/// clock even after a failure and reports the first failure.
+fn restore_shared(shared: &Shared) -> Result<()> {
+    // A panic elsewhere must not keep the board from being restored.
+    let snapshot = shared.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let Some(snapshot) = snapshot else {
+        return Ok(());
+    };
+    let mut first = None;
+    for clock in &snapshot.clocks {
+        if let Err(e) = clock.restore(&snapshot.sysfs) {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Holds the board's saved clock settings and puts them back on drop, Ctrl-C,
+/// SIGTERM and panic (see the module doc).
+#[derive(Debug)]
+pub struct RestoreGuard {
+    shared: Shared,
+    clocks: Vec<SavedClock>,
+    signals: Option<(Handle, JoinHandle<()>)>,
+}
+
+impl RestoreGuard {
+    /// Saves governor, min and max of every cpufreq policy and of the GPU (when
+    /// the board has one). Call it before the first write to any of them.
+    pub fn save(sysfs: &Sysfs) -> Result<Self> {
+        let mut clocks = Vec::new();
+        for p in discover_policies(sysfs)? {
+            clocks.push(SavedClock::read(sysfs, p.governor_file(), p.limits())?);
+        }
+        match find_gpu(sysfs) {
+            Ok(dir) => clocks.push(SavedClock::read(
+                sysfs,
+                dir.join("governor"),
+                gpu_limits(&dir),
+            )?),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let snapshot = Snapshot {
+            sysfs: sysfs.clone(),
+            clocks: clocks.clone(),
+        };
+        Ok(RestoreGuard {
+            shared: Arc::new(Mutex::new(Some(snapshot))),
+            clocks,
+            signals: None,
+        })
+    }
+
+    /// What was saved, CPU policies first, then the GPU.
+    pub fn saved(&self) -> &[SavedClock] {
+        &self.clocks
+    }
+
+    /// Starts a thread that, on SIGINT or SIGTERM, restores the settings and
+    /// exits the process with 128 + the signal number (130, 143).
+    pub fn watch_signals(mut self) -> Result<Self> {
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(Error::Signals)?;
+        let handle = signals.handle();
+        let shared = Arc::clone(&self.shared);
+        let thread = std::thread::Builder::new()
+            .name("ecoedge-restore".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    if let Err(e) = restore_shared(&shared) {
+                        eprintln!("ecoedge: restoring clocks after signal {signal}: {e}");
+                    }
+                    std::process::exit(128 + signal);
+                }
+            })
+            .map_err(Error::Signals)?;
+        self.signals = Some((handle, thread));
+        Ok(self)
+    }
+
+    /// Restores the saved settings now. Only the first call (or drop, or signal)
+    /// writes anything.
+    pub fn restore(&self) -> Result<()> {
+        restore_shared(&self.shared)
+    }
+}
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        if let Err(e) = restore_shared(&self.shared) {
+            // Drop cannot return an error; say it where the operator sees it.
+            eprintln!("ecoedge: restoring clocks: {e}");
+        }
+        if let Some((handle, thread)) = self.signals.take() {
+            handle.close();
+            let _ = thread.join();
+        }
+    }
+}
