@@ -1,8 +1,49 @@
-//! The optimizer interface and the `fixed` optimizer.
+//! The optimizer interface, EcoGD and the paper's baselines.
 //!
 //! An optimizer proposes the config to measure next from the report of the window
 //! just measured. It never sees a clock or a board: the controller feeds it. The
-//! paper's EcoGD and its baselines implement this same trait.
+//! paper's EcoGD and its baselines implement this same trait, each in its own
+//! module, each in fixed memory (`size_of` is the whole footprint) with bounded work
+//! per step, and each deterministic for a given seed.
+//!
+//! | name | type | module |
+//! |---|---|---|
+//! | `ecogd` | [`EcoGd`] | [`ecogd`] |
+//! | `grid` | [`Grid`] | [`grid`] |
+//! | `linear` | [`Linear`] | [`linear`] |
+//! | `dvfs` | [`Dvfs`] | [`dvfs`] |
+//! | `mab`, `mab-joint` | [`Mab`], [`MabJoint`] | [`mab`] |
+//! | `bayes` | [`Bayes`] | [`bayes`] |
+//! | `random` | [`RandomSearch`] | [`random`] |
+//! | `fixed:CPU,GPU,BATCH`, `fixed:max` | [`Fixed`] | here |
+//!
+//! [`by_name`](by_name::by_name) builds any of them from its command-line name as an
+//! [`AnyOptimizer`], an enum that delegates (no `dyn`, no heap).
+//!
+//! All optimizers stay inside the search limits of the space ([`Space::step`],
+//! [`Space::within_limits`]); only `fixed` may go below them.
+
+pub mod bayes;
+pub mod by_name;
+pub mod dvfs;
+pub mod ecogd;
+pub mod grid;
+pub mod history;
+pub mod linear;
+pub mod mab;
+pub mod random;
+mod rng;
+
+pub use bayes::{Bayes, BayesSettings};
+pub use by_name::{AnyOptimizer, NAMES, NameError, by_name};
+pub use dvfs::Dvfs;
+pub use ecogd::{EcoGd, EcoGdSettings};
+pub use grid::Grid;
+pub use history::History;
+pub use linear::{Linear, Repeat};
+pub use mab::{Decisions, Mab, MabJoint, MabSettings};
+pub use random::RandomSearch;
+pub use rng::Prng;
 
 use crate::space::{Config, Knob, Space};
 use crate::window::WindowReport;
@@ -64,5 +105,100 @@ impl Optimizer for Fixed {
 
     fn step(&mut self, space: &Space, _report: &WindowReport) -> Config {
         self.config(space)
+    }
+}
+
+/// Every config inside the search limits of a space, in odometer order (last
+/// dimension fastest), from [`Space::min_config`] to [`Space::max_config`].
+#[derive(Debug, Clone)]
+pub(crate) struct WithinLimits<'a> {
+    space: &'a Space,
+    next: Option<Config>,
+}
+
+impl<'a> WithinLimits<'a> {
+    pub(crate) fn new(space: &'a Space) -> Self {
+        WithinLimits {
+            space,
+            next: Some(space.min_config()),
+        }
+    }
+}
+
+impl Iterator for WithinLimits<'_> {
+    type Item = Config;
+
+    fn next(&mut self) -> Option<Config> {
+        let current = self.next?;
+        self.next = None;
+        for (dim, d) in self.space.dims().iter().enumerate().rev() {
+            if current.index(dim) < d.max_index() {
+                let mut c = current.with(dim, current.index(dim) + 1);
+                for (after, a) in self.space.dims().iter().enumerate().skip(dim + 1) {
+                    c = c.with(after, a.lower());
+                }
+                self.next = Some(c);
+                break;
+            }
+        }
+        Some(current)
+    }
+}
+
+/// A uniformly random config inside the search limits.
+pub(crate) fn random_config(space: &Space, rng: &mut Prng) -> Config {
+    let mut c = Config::default();
+    for (dim, d) in space.dims().iter().enumerate() {
+        c = c.with(dim, d.lower() + rng.below(d.max_index() - d.lower() + 1));
+    }
+    c
+}
+
+/// Position of a level index between the lower limit (0) and the top (1) of its
+/// dimension: the coordinates the Bayesian baseline compares configs in.
+pub(crate) fn unit_coordinate(space: &Space, config: &Config, dim: usize) -> f64 {
+    match space.dims().get(dim) {
+        Some(d) if d.max_index() > d.lower() => {
+            config.index(dim).saturating_sub(d.lower()) as f64 / (d.max_index() - d.lower()) as f64
+        }
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::Dimension;
+
+    #[test]
+    fn within_limits_visits_every_config_once() {
+        let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3])
+            .unwrap()
+            .with_lower_limit(1)
+            .unwrap();
+        let space = Space::new(&[cpu, Dimension::batch(3).unwrap()]).unwrap();
+        let all: std::vec::Vec<Config> = WithinLimits::new(&space).collect();
+        assert_eq!(all.len(), space.size());
+        assert_eq!(all.first(), Some(&space.min_config()));
+        assert_eq!(all.last(), Some(&space.max_config()));
+        assert!(all.iter().all(|c| space.within_limits(c)));
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        let empty = Space::default();
+        assert_eq!(WithinLimits::new(&empty).count(), 1);
+    }
+
+    #[test]
+    fn random_configs_stay_within_limits() {
+        let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3, 4])
+            .unwrap()
+            .with_lower_limit(2)
+            .unwrap();
+        let space = Space::new(&[cpu, Dimension::batch(16).unwrap()]).unwrap();
+        let mut rng = Prng::new(7);
+        for _ in 0..200 {
+            assert!(space.within_limits(&random_config(&space, &mut rng)));
+        }
+        assert_eq!(unit_coordinate(&space, &space.min_config(), 0), 0.0);
+        assert_eq!(unit_coordinate(&space, &space.max_config(), 1), 1.0);
     }
 }

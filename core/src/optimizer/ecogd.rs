@@ -1,0 +1,323 @@
+//! EcoGD: hill climbing on the knob grid, "gradient descent, but only the direction".
+//!
+//! Each step, following `ECOGD.md`:
+//! 1. measure the next config of the exploration queue, if any;
+//! 2. queue every side neighbour (+-1 in exactly one dimension, within limits)
+//!    without a fresh cost, and the center itself when its cost is stale;
+//! 3. estimate the up-to-4 corners of the CPU-GPU plane with the additive model
+//!    `cost(c+dx+dy) ~ cost(c+dx) + cost(c+dy) - cost(c)` (the original averaged the
+//!    two sides, which never ranks a corner below both, so corners were never
+//!    chosen: a defect we do not copy);
+//! 4. the better center is the cheapest of center, sides and corners;
+//! 5. staying put, or going back to one of the last few centers (A-B-A), counts a
+//!    loop; more than `max_loops` loops jump to a random config two steps away;
+//! 6. move there and measure it in the next window;
+//! 7. costs older than `memory_limit` windows are forgotten;
+//! 8. optionally, a jump in arrival rate forgets every cost (the center stays);
+//! 9. optionally, big improvements in the CPU-GPU plane take bigger steps.
+
+use heapless::Vec;
+use libm::ceil;
+
+use super::history::History;
+use super::{Optimizer, Prng};
+use crate::space::{Config, Knob, MAX_DIMS, Space};
+use crate::window::WindowReport;
+
+/// Most costs EcoGD keeps. Larger than the default `memory_limit` (20), so only a
+/// `memory_limit` above it ever evicts a fresh cost (the oldest one).
+pub const HISTORY_CAPACITY: usize = 64;
+
+/// How many previous centers count as "recently visited" for loop detection.
+const RECENT: usize = 3;
+
+/// Largest step the jump-learn factor may take in the CPU-GPU plane.
+const MAX_JUMP_LEARN_STEP: f64 = 5.0;
+
+/// EcoGD's parameters; [`Default`] gives the original's values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EcoGdSettings {
+    /// A cost is trusted for this many windows after it was measured (original 20).
+    /// Shorter follows a changing load faster, longer measures less.
+    pub memory_limit: u32,
+    /// Loops (staying put or A-B-A) tolerated before jumping two steps away to look
+    /// for a better basin (original 10).
+    pub max_loops: u32,
+    /// First center; `None` (the original) starts at the maximum config. A start
+    /// outside the search limits falls back to the maximum.
+    pub start: Option<Config>,
+    /// Forget every cost when the arrival rate changes by more than this fraction
+    /// between two windows (e.g. `0.3`); `None` (default) never does.
+    pub rate_change: Option<f64>,
+    /// Jump-learn factor: in the CPU-GPU plane, step
+    /// `clamp(ceil(factor * relative_improvement), 1, 5)` levels instead of one;
+    /// `None` (default) always steps one level.
+    pub jump_learn: Option<f64>,
+}
+
+impl Default for EcoGdSettings {
+    fn default() -> Self {
+        EcoGdSettings {
+            memory_limit: 20,
+            max_loops: 10,
+            start: None,
+            rate_change: None,
+            jump_learn: None,
+        }
+    }
+}
+
+/// The EcoGD optimizer; see the module doc. Fixed size, bounded work per step
+/// (a few dozen history look-ups).
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EcoGd {
+    settings: EcoGdSettings,
+    center: Config,
+    history: History<HISTORY_CAPACITY>,
+    queue: Vec<Config, { 2 * MAX_DIMS }>,
+    recent: Vec<Config, RECENT>,
+    loops: u32,
+    jumps: u32,
+    last_rate: Option<f64>,
+    rng: Prng,
+}
+
+impl EcoGd {
+    /// EcoGD with `settings`; `seed` drives the loop-escape jumps.
+    pub fn new(settings: EcoGdSettings, seed: u64) -> Self {
+        EcoGd {
+            settings,
+            center: settings.start.unwrap_or_default(),
+            history: History::new(),
+            queue: Vec::new(),
+            recent: Vec::new(),
+            loops: 0,
+            jumps: 0,
+            last_rate: None,
+            rng: Prng::new(seed),
+        }
+    }
+
+    /// The parameters in force.
+    pub fn settings(&self) -> &EcoGdSettings {
+        &self.settings
+    }
+
+    /// The current center: the best config EcoGD knows of.
+    pub fn center(&self) -> Config {
+        self.center
+    }
+
+    /// Loop-escape jumps taken so far.
+    pub fn jumps(&self) -> u32 {
+        self.jumps
+    }
+
+    /// Loops counted since the last move to a new center or jump.
+    pub fn loops(&self) -> u32 {
+        self.loops
+    }
+
+    /// The measured costs remembered.
+    pub fn history(&self) -> &History<HISTORY_CAPACITY> {
+        &self.history
+    }
+
+    fn fresh(&self, config: &Config, now: u32) -> Option<f64> {
+        self.history.fresh(config, now, self.settings.memory_limit)
+    }
+
+    /// Step 8: a large relative change of arrival rate makes every cost stale.
+    fn detect_rate_change(&mut self, rate: f64) {
+        if !rate.is_finite() || rate < 0.0 {
+            return;
+        }
+        if let (Some(threshold), Some(last)) = (self.settings.rate_change, self.last_rate)
+            && last > 0.0
+            && (rate - last).abs() / last > threshold
+        {
+            self.history.clear();
+            self.queue.clear();
+            self.loops = 0;
+        }
+        self.last_rate = Some(rate);
+    }
+
+    /// Steps 1-6 at window `now`.
+    fn decide(&mut self, space: &Space, now: u32) -> Config {
+        if !space.within_limits(&self.center) {
+            self.center = space.max_config();
+        }
+        // 1. The exploration queue.
+        while let Some(c) = self.queue.pop() {
+            if self.fresh(&c, now).is_none() {
+                return c;
+            }
+        }
+        let Some(center_cost) = self.fresh(&self.center, now) else {
+            return self.center;
+        };
+        // 2. Side neighbours without a fresh cost are measured first.
+        let mut best = (self.center, center_cost);
+        for dim in (0..space.len()).rev() {
+            for delta in [1, -1] {
+                let Some(side) = space.step(&self.center, dim, delta) else {
+                    continue;
+                };
+                match self.fresh(&side, now) {
+                    Some(cost) if cost < best.1 => best = (side, cost),
+                    Some(_) => {}
+                    // Cannot fail: at most 2 sides per dimension.
+                    None => {
+                        let _ = self.queue.push(side);
+                    }
+                }
+            }
+        }
+        if let Some(c) = self.queue.pop() {
+            return c;
+        }
+        // 3-4. Corners of the CPU-GPU plane, estimated additively.
+        if let (Some(x), Some(y)) = (space.position(Knob::Cpu), space.position(Knob::Gpu)) {
+            for dx in [1, -1] {
+                for dy in [1, -1] {
+                    let (Some(sx), Some(sy)) = (
+                        space.step(&self.center, x, dx),
+                        space.step(&self.center, y, dy),
+                    ) else {
+                        continue;
+                    };
+                    let (Some(corner), Some(cx), Some(cy)) = (
+                        space.step(&sx, y, dy),
+                        self.fresh(&sx, now),
+                        self.fresh(&sy, now),
+                    ) else {
+                        continue;
+                    };
+                    let estimate = cx + cy - center_cost;
+                    if estimate < best.1 {
+                        best = (corner, estimate);
+                    }
+                }
+            }
+        }
+        let target = self.jump_learn(space, best.0, best.1, center_cost);
+        // 5. Loop detection.
+        if target == self.center || self.recent.contains(&target) {
+            self.loops += 1;
+        } else {
+            self.loops = 0;
+        }
+        let next = if self.loops > self.settings.max_loops {
+            self.loops = 0;
+            self.jumps += 1;
+            self.jump_target(space).unwrap_or(target)
+        } else {
+            target
+        };
+        // 6. Move.
+        if next != self.center {
+            if self.recent.is_full() {
+                self.recent.remove(0);
+            }
+            // Cannot fail: room was made above.
+            let _ = self.recent.push(self.center);
+            self.center = next;
+        }
+        self.center
+    }
+
+    /// Step 9: scales a move in the CPU-GPU plane by the relative improvement.
+    fn jump_learn(&self, space: &Space, best: Config, best_cost: f64, center_cost: f64) -> Config {
+        let Some(factor) = self.settings.jump_learn else {
+            return best;
+        };
+        if best == self.center || center_cost.abs() < f64::MIN_POSITIVE {
+            return best;
+        }
+        let improvement = (center_cost - best_cost) / center_cost.abs();
+        let size = ceil(factor * improvement).clamp(1.0, MAX_JUMP_LEARN_STEP) as usize;
+        let mut target = best;
+        for knob in [Knob::Cpu, Knob::Gpu] {
+            let Some(dim) = space.position(knob) else {
+                continue;
+            };
+            let Some(d) = space.dims().get(dim) else {
+                continue;
+            };
+            let from = self.center.index(dim);
+            let to = best.index(dim);
+            let scaled = if to > from {
+                from.saturating_add(size).min(d.max_index())
+            } else if to < from {
+                from.saturating_sub(size).max(d.lower())
+            } else {
+                from
+            };
+            target = target.with(dim, scaled);
+        }
+        target
+    }
+
+    /// A random config at distance exactly 2 from the center, within limits: two
+    /// steps along one dimension, or one step along each of two.
+    fn jump_target(&mut self, space: &Space) -> Option<Config> {
+        let mut candidates: Vec<Config, { 2 * MAX_DIMS + 2 * MAX_DIMS * (MAX_DIMS - 1) }> =
+            Vec::new();
+        let center = self.center;
+        for i in 0..space.len() {
+            for delta in [2, -2] {
+                if let Some(c) = space.step(&center, i, delta) {
+                    let _ = candidates.push(c);
+                }
+            }
+            for j in (i + 1)..space.len() {
+                for di in [1, -1] {
+                    for dj in [1, -1] {
+                        if let Some(c) = space
+                            .step(&center, i, di)
+                            .and_then(|c| space.step(&c, j, dj))
+                        {
+                            let _ = candidates.push(c);
+                        }
+                    }
+                }
+            }
+        }
+        let pick = self.rng.below(candidates.len());
+        candidates.get(pick).copied()
+    }
+}
+
+impl Optimizer for EcoGd {
+    fn name(&self) -> &'static str {
+        "ecogd"
+    }
+
+    fn start(&mut self, space: &Space) -> Config {
+        self.center = self
+            .settings
+            .start
+            .filter(|c| space.within_limits(c))
+            .unwrap_or_else(|| space.max_config());
+        self.history.clear();
+        self.queue.clear();
+        self.recent.clear();
+        self.loops = 0;
+        self.last_rate = None;
+        self.center
+    }
+
+    fn step(&mut self, space: &Space, report: &WindowReport) -> Config {
+        let now = report.index;
+        self.detect_rate_change(report.arrival_rate_hz);
+        if report.cost.mean.is_finite() && space.check(&report.config).is_ok() {
+            self.history.record(report.config, report.cost.mean, now);
+        }
+        // 7. Forget what is too old to trust (also bounds the history).
+        self.history.trim(now, self.settings.memory_limit);
+        self.decide(space, now)
+    }
+}

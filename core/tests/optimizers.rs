@@ -1,0 +1,669 @@
+//! Optimizers on synthetic cost landscapes over the Xavier NX knob grid
+//! (25 CPU x 15 GPU x 16 batch levels), driven window by window with hand-made
+//! reports. Seeds are fixed, so every run is reproducible.
+
+use ecoedge_core::optimizer::{
+    AnyOptimizer, Bayes, BayesSettings, Dvfs, EcoGd, EcoGdSettings, Grid, Linear, Mab, MabJoint,
+    MabSettings, NAMES, NameError, Optimizer, RandomSearch, Repeat, by_name,
+};
+use ecoedge_core::space::{Config, ConfigError, Dimension, Knob, Space};
+use ecoedge_core::time::Instant;
+use ecoedge_core::window::{CostFigures, WindowReport};
+
+const CPU_KHZ: [u32; 25] = [
+    115_200, 192_000, 268_800, 345_600, 422_400, 499_200, 576_000, 652_800, 729_600, 806_400,
+    883_200, 960_000, 1_036_800, 1_113_600, 1_190_400, 1_267_200, 1_344_000, 1_420_800, 1_497_600,
+    1_574_400, 1_651_200, 1_728_000, 1_804_800, 1_881_600, 1_907_200,
+];
+const GPU_HZ: [u32; 15] = [
+    114_750_000,
+    204_000_000,
+    306_000_000,
+    408_000_000,
+    510_000_000,
+    599_250_000,
+    701_250_000,
+    752_250_000,
+    803_250_000,
+    854_250_000,
+    905_250_000,
+    956_250_000,
+    1_007_250_000,
+    1_058_250_000,
+    1_109_250_000,
+];
+const CPU: usize = 0;
+const GPU: usize = 1;
+const BATCH: usize = 2;
+
+fn xavier() -> Space {
+    Space::new(&[
+        Dimension::new(Knob::Cpu, &CPU_KHZ).unwrap(),
+        Dimension::new(Knob::Gpu, &GPU_HZ).unwrap(),
+        Dimension::batch(16).unwrap(),
+    ])
+    .unwrap()
+}
+
+fn cfg(cpu: usize, gpu: usize, batch_index: usize) -> Config {
+    Config::default()
+        .with(CPU, cpu)
+        .with(GPU, gpu)
+        .with(BATCH, batch_index)
+}
+
+fn report(index: u32, config: Config, cost: f64, rate: f64) -> WindowReport {
+    WindowReport {
+        index,
+        config,
+        requests: 316,
+        discarded: 100,
+        energy_j: cost,
+        latency_s: cost,
+        latency_p50_s: 0.0,
+        latency_p95_s: 0.0,
+        latency_p99_s: 0.0,
+        cost: CostFigures {
+            mean: cost,
+            p95: None,
+            p99: None,
+        },
+        arrival_rate_hz: rate,
+        end: Instant::from_micros(u64::from(index) * 1_000_000),
+    }
+}
+
+/// One measured window: the config the optimizer asked for and what it cost.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    config: Config,
+    cost: f64,
+}
+
+/// Runs `windows` windows: the optimizer's config is measured with `cost(window,
+/// config)` and the report handed back, as the controller does. Window indices start
+/// at 1 (window 0 is the calibration).
+fn drive<O: Optimizer>(
+    opt: &mut O,
+    space: &Space,
+    windows: u32,
+    mut cost: impl FnMut(u32, &Config) -> f64,
+    mut after: impl FnMut(u32, &O),
+) -> Vec<Window> {
+    let mut config = opt.start(space);
+    let mut out = Vec::new();
+    for w in 1..=windows {
+        assert!(
+            space.within_limits(&config),
+            "{} left the limits: {config:?}",
+            opt.name()
+        );
+        let c = cost(w, &config);
+        out.push(Window { config, cost: c });
+        config = opt.step(space, &report(w, config, c, 20.0));
+        after(w, opt);
+    }
+    out
+}
+
+/// A smooth bowl, 1.0-ish at the maximum config, minimum `floor` at `opt`.
+fn bowl(opt: Config, floor: f64) -> impl Fn(&Config) -> f64 {
+    move |c: &Config| {
+        let spans = [24.0, 14.0, 15.0];
+        let mut sum = 0.0;
+        for (dim, span) in spans.iter().enumerate() {
+            let d = (c.index(dim) as f64 - opt.index(dim) as f64) / span;
+            sum += d * d;
+        }
+        floor + sum
+    }
+}
+
+/// Multiplicative noise `1 + amplitude * u`, u uniform in [-1, 1], seeded.
+struct Noise(u64);
+
+impl Noise {
+    fn factor(&mut self, amplitude: f64) -> f64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+        1.0 + amplitude * (2.0 * u - 1.0)
+    }
+}
+
+/// The interior optimum of the bowl tests and its cost.
+const BOWL_OPT: (usize, usize, usize) = (16, 9, 10);
+const BOWL_FLOOR: f64 = 0.6;
+
+fn first_within(centers: &[f64], best: f64, tol: f64) -> Option<usize> {
+    centers
+        .iter()
+        .position(|&c| c <= best * (1.0 + tol))
+        .map(|i| i + 1)
+}
+
+#[test]
+fn ecogd_descends_a_smooth_bowl_from_the_max_config() {
+    let space = xavier();
+    let (c, g, b) = BOWL_OPT;
+    let f = bowl(cfg(c, g, b), BOWL_FLOOR);
+    let mut gd = EcoGd::new(EcoGdSettings::default(), 1);
+    let mut centers = Vec::new();
+    let run = drive(
+        &mut gd,
+        &space,
+        200,
+        |_, c| f(c),
+        |_, o| centers.push(f(&o.center())),
+    );
+    assert_eq!(run[0].config, space.max_config(), "starts at the maximum");
+    let first = first_within(&centers, BOWL_FLOOR, 0.02);
+    eprintln!("bowl: within 2% at window {first:?}, jumps {}", gd.jumps());
+    assert!(
+        first.is_some_and(|w| w <= 60),
+        "within 2% at window {first:?}"
+    );
+    // It stays there: loop-escape jumps come back.
+    assert!(centers[100..].iter().all(|&c| c <= BOWL_FLOOR * 1.02));
+    assert!(gd.jumps() > 0, "staying put at the optimum counts loops");
+}
+
+#[test]
+fn ecogd_descends_a_noisy_bowl() {
+    let space = xavier();
+    let (c, g, b) = BOWL_OPT;
+    let f = bowl(cfg(c, g, b), BOWL_FLOOR);
+    for seed in 1..=3 {
+        let mut noise = Noise(seed);
+        let mut gd = EcoGd::new(EcoGdSettings::default(), seed);
+        let mut centers = Vec::new();
+        drive(
+            &mut gd,
+            &space,
+            300,
+            |_, c| f(c) * noise.factor(0.05),
+            |_, o| centers.push(f(&o.center())),
+        );
+        let first = first_within(&centers, BOWL_FLOOR, 0.05);
+        let tail = centers[200..].iter().sum::<f64>() / 100.0;
+        eprintln!("noisy bowl seed {seed}: within 5% at {first:?}, tail mean {tail:.4}");
+        assert!(
+            first.is_some_and(|w| w <= 100),
+            "seed {seed}: within 5% at {first:?}"
+        );
+        assert!(tail <= BOWL_FLOOR * 1.05, "seed {seed}: tail mean {tail}");
+    }
+}
+
+/// The optimum moves at window `MOVE` (the load dropped: lower clocks, smaller
+/// batches); the arrival rate the reports carry drops with it.
+fn moving_run(settings: EcoGdSettings) -> Option<usize> {
+    const MOVE: u32 = 100;
+    let space = xavier();
+    let before = bowl(cfg(16, 9, 10), BOWL_FLOOR);
+    let after = bowl(cfg(12, 6, 7), 0.5);
+    let cost = |w: u32, c: &Config| if w < MOVE { before(c) } else { after(c) };
+    let mut gd = EcoGd::new(settings, 3);
+    let mut config = gd.start(&space);
+    let mut centers = Vec::new();
+    for w in 1..=250u32 {
+        let rate = if w < MOVE { 20.0 } else { 11.0 };
+        config = gd.step(&space, &report(w, config, cost(w, &config), rate));
+        if w >= MOVE {
+            centers.push(after(&gd.center()));
+        }
+    }
+    first_within(&centers, 0.5, 0.05)
+}
+
+#[test]
+fn ecogd_follows_a_moving_optimum() {
+    let plain = moving_run(EcoGdSettings::default());
+    let detect = moving_run(EcoGdSettings {
+        rate_change: Some(0.3),
+        ..EcoGdSettings::default()
+    });
+    eprintln!("moving optimum: within 5% after {plain:?} windows, with rate detection {detect:?}");
+    assert!(plain.is_some_and(|w| w <= 60), "{plain:?}");
+    assert!(detect.is_some_and(|w| w <= 60), "{detect:?}");
+}
+
+/// A bowl around `global` with a pit at `pit`: cheaper than all its neighbours and
+/// corners, dearer than the global optimum.
+fn pitted(global: Config, pit: Config) -> impl Fn(&Config) -> f64 {
+    let base = bowl(global, 0.5);
+    move |c: &Config| if *c == pit { base(c) - 0.1 } else { base(c) }
+}
+
+#[test]
+fn ecogd_escapes_a_local_minimum_by_jumping() {
+    let space = xavier();
+    let global = cfg(8, 5, 6);
+    let pit = cfg(18, 10, 12);
+    let f = pitted(global, pit);
+    assert!(f(&pit) > f(&global));
+    for dim in 0..3 {
+        for delta in [-1, 1] {
+            assert!(
+                f(&space.step(&pit, dim, delta).unwrap()) > f(&pit),
+                "pit is a local minimum"
+            );
+        }
+    }
+    let start = EcoGdSettings {
+        start: Some(cfg(19, 10, 12)),
+        ..EcoGdSettings::default()
+    };
+    // Without jumps (max_loops unreachable) it stays in the pit.
+    let mut stuck = EcoGd::new(
+        EcoGdSettings {
+            max_loops: u32::MAX,
+            ..start
+        },
+        5,
+    );
+    let mut near_pit = 0;
+    drive(
+        &mut stuck,
+        &space,
+        300,
+        |_, c| f(c),
+        |w, o| {
+            near_pit += usize::from(w > 200 && o.center().distance(&pit) <= 2);
+        },
+    );
+    assert_eq!(near_pit, 100, "it circles the pit");
+    assert_eq!(stuck.jumps(), 0);
+    for seed in [5, 6, 7] {
+        let mut gd = EcoGd::new(start, seed);
+        // Jumps taken while circling the pit (the center within 2 steps of it).
+        let (mut jumps_at_pit, mut jumps, mut previous) = (0, 0, start.start.unwrap());
+        drive(
+            &mut gd,
+            &space,
+            400,
+            |_, c| f(c),
+            |_, o| {
+                if o.jumps() > jumps && previous.distance(&pit) <= 2 {
+                    jumps_at_pit += 1;
+                }
+                jumps = o.jumps();
+                previous = o.center();
+            },
+        );
+        eprintln!(
+            "pit seed {seed}: jumps {}, final {:?} cost {:.4}",
+            gd.jumps(),
+            gd.center(),
+            f(&gd.center())
+        );
+        assert!(jumps_at_pit >= 1, "seed {seed}: the escape is a loop jump");
+        assert!(
+            f(&gd.center()) <= f(&global) * 1.02,
+            "seed {seed}: final cost {}",
+            f(&gd.center())
+        );
+    }
+}
+
+#[test]
+fn ecogd_jump_learn_takes_longer_strides() {
+    let space = xavier();
+    let (c, g, b) = BOWL_OPT;
+    let f = bowl(cfg(c, g, b), BOWL_FLOOR);
+    let mut gd = EcoGd::new(
+        EcoGdSettings {
+            jump_learn: Some(100.0),
+            ..EcoGdSettings::default()
+        },
+        1,
+    );
+    let run = drive(&mut gd, &space, 30, |_, c| f(c), |_, _| {});
+    let max_stride = run
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0].config, w[1].config);
+            a.index(CPU)
+                .abs_diff(b.index(CPU))
+                .max(a.index(GPU).abs_diff(b.index(GPU)))
+        })
+        .max()
+        .unwrap();
+    assert!((2..=5).contains(&max_stride), "stride {max_stride}");
+}
+
+#[test]
+fn ecogd_respects_lower_limits() {
+    let cpu = Dimension::new(Knob::Cpu, &CPU_KHZ)
+        .unwrap()
+        .with_lower_limit(4)
+        .unwrap();
+    let gpu = Dimension::new(Knob::Gpu, &GPU_HZ)
+        .unwrap()
+        .with_lower_limit(4)
+        .unwrap();
+    let batch = Dimension::batch(16).unwrap().with_lower_limit(3).unwrap();
+    let space = Space::new(&[cpu, gpu, batch]).unwrap();
+    // The unconstrained optimum is below the limits: EcoGD ends at the corner of them.
+    let f = bowl(cfg(0, 0, 0), 0.3);
+    let mut gd = EcoGd::new(EcoGdSettings::default(), 2);
+    let mut at_min = 0;
+    drive(
+        &mut gd,
+        &space,
+        300,
+        |_, c| f(c),
+        |w, o| {
+            at_min += usize::from(w > 200 && o.center() == space.min_config());
+        },
+    );
+    // Between loop-escape jumps (every 11 windows there) it sits at the limits.
+    assert!(
+        at_min >= 50,
+        "{at_min} of the last 100 centers at the limits"
+    );
+}
+
+#[test]
+fn grid_measures_every_other_level_then_keeps_the_best() {
+    let space = xavier();
+    let f = bowl(cfg(16, 9, 10), 0.6);
+    let mut grid = Grid::new();
+    assert_eq!(Grid::grid_size(&space), 12 * 7 * 8);
+    let run = drive(&mut grid, &space, 672 + 50, |_, c| f(c), |_, _| {});
+    let explored: std::collections::BTreeSet<Config> =
+        run[..672].iter().map(|w| w.config).collect();
+    assert_eq!(explored.len(), 672, "each grid config once");
+    assert!(explored.iter().all(|c| (0..3).all(|d| c.index(d) % 2 == 1)));
+    let best = *explored
+        .iter()
+        .min_by(|a, b| f(a).total_cmp(&f(b)))
+        .unwrap();
+    assert_eq!(best, cfg(15, 9, 9));
+    assert!(
+        run[672..].iter().all(|w| w.config == best),
+        "then sticks at the best"
+    );
+    assert!(grid.done());
+}
+
+#[test]
+fn linear_sweeps_batch_then_cpu_then_gpu() {
+    let space = xavier();
+    let f = bowl(cfg(16, 9, 10), 0.6);
+    for repeat in [Repeat::OnePass, Repeat::Forever] {
+        let mut linear = Linear::new(repeat);
+        let run = drive(&mut linear, &space, 56 + 40, |_, c| f(c), |_, _| {});
+        let line = |from: usize, len: usize| &run[from..from + len];
+        // Batch: CPU and GPU at maximum.
+        for (i, w) in line(0, 16).iter().enumerate() {
+            assert_eq!(w.config, cfg(24, 14, i));
+        }
+        // CPU at the best batch of that line, then GPU at the best CPU.
+        for (i, w) in line(16, 25).iter().enumerate() {
+            assert_eq!(w.config, cfg(i, 14, 10));
+        }
+        for (i, w) in line(41, 15).iter().enumerate() {
+            assert_eq!(w.config, cfg(16, i, 10));
+        }
+        match repeat {
+            Repeat::OnePass => {
+                assert!(run[56..].iter().all(|w| w.config == cfg(16, 9, 10)));
+                assert!(linear.done());
+            }
+            Repeat::Forever => {
+                for (i, w) in line(56, 16).iter().enumerate() {
+                    assert_eq!(w.config, cfg(16, 9, i), "the batch sweep again");
+                }
+                assert_eq!(linear.sweeps(), 4);
+            }
+        }
+    }
+}
+
+#[test]
+fn dvfs_governs_clocks_and_fixes_the_batch() {
+    let space = xavier();
+    for (batch, index) in [(8, 7), (16, 15)] {
+        let mut dvfs = Dvfs::new(batch);
+        assert!(dvfs.governed(Knob::Cpu) && dvfs.governed(Knob::Gpu));
+        assert!(!dvfs.governed(Knob::Batch));
+        let run = drive(&mut dvfs, &space, 20, |w, _| f64::from(w), |_, _| {});
+        assert!(run.iter().all(|w| w.config.index(BATCH) == index));
+        assert_eq!(space.batch_size(&run[0].config), batch);
+    }
+}
+
+#[test]
+fn mab_exploits_about_ninety_percent() {
+    let space = xavier();
+    let f = bowl(cfg(16, 9, 10), 0.6);
+    let mut mab = Mab::new(MabSettings::default(), 11);
+    let run = drive(&mut mab, &space, 1010, |_, c| f(c), |_, _| {});
+    let d = mab.decisions();
+    // 1010 steps: the start and 9 steps are the hot start of 10 random configs.
+    assert_eq!(d.exploits + d.explorations, 1001);
+    assert!((870..=930).contains(&d.exploits), "{d:?}");
+    // Round-robin: after the hot start, each window changes at most one knob, in turn.
+    for (i, w) in run[10..].windows(2).enumerate() {
+        let changed: Vec<usize> = (0..3)
+            .filter(|&k| w[0].config.index(k) != w[1].config.index(k))
+            .collect();
+        assert!(
+            changed.iter().all(|&k| k == (i + 1) % 3),
+            "window {i}: {changed:?}"
+        );
+    }
+    // Exploitation settles on good levels.
+    let tail = run[900..].iter().map(|w| w.cost).sum::<f64>() / 110.0;
+    assert!(tail < 0.8, "tail mean cost {tail}");
+
+    let mut joint = MabJoint::new(MabSettings::default(), 12);
+    let run = drive(&mut joint, &space, 1010, |_, c| f(c), |_, _| {});
+    let d = joint.decisions();
+    assert_eq!(d.exploits + d.explorations, 1001);
+    assert!((870..=930).contains(&d.exploits), "{d:?}");
+    let best = run[..10]
+        .iter()
+        .map(|w| w.cost)
+        .fold(f64::INFINITY, f64::min);
+    assert!(run[10..].iter().filter(|w| w.cost <= best).count() >= 870);
+}
+
+#[test]
+fn bayes_beats_random_at_the_same_budget() {
+    let space = xavier();
+    let f = bowl(cfg(16, 9, 10), 0.6);
+    let budget = 35;
+    let seeds = [1, 2, 3];
+    let best_of = |run: &[Window]| run.iter().map(|w| w.cost).fold(f64::INFINITY, f64::min);
+    let mut bayes_sum = 0.0;
+    let mut random_sum = 0.0;
+    for seed in seeds {
+        let mut bayes = Bayes::new(BayesSettings::default(), seed);
+        bayes_sum += best_of(&drive(&mut bayes, &space, budget, |_, c| f(c), |_, _| {}));
+        // The start and 9 steps are the 10 random configs.
+        assert_eq!(bayes.model_steps(), budget - 9);
+        let mut random = RandomSearch::new(seed);
+        random_sum += best_of(&drive(&mut random, &space, budget, |_, c| f(c), |_, _| {}));
+    }
+    let (b, r) = (bayes_sum / 3.0, random_sum / 3.0);
+    eprintln!("best cost after {budget} windows: bayes {b:.4}, random {r:.4}");
+    assert!(b < r, "bayes {b} random {r}");
+    assert!(b < 0.6 * 1.02, "bayes {b}");
+}
+
+#[test]
+fn names_build_every_optimizer() {
+    let space = xavier();
+    for name in NAMES {
+        let name = match name {
+            "dvfs:BATCH" => "dvfs:16",
+            "fixed:CPU,GPU,BATCH" => "fixed:0,14,16",
+            n => n,
+        };
+        let opt = by_name(name, &space, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expected = name.split(':').next().unwrap();
+        assert_eq!(opt.name(), expected, "{name}");
+    }
+    let mut fixed = by_name("fixed:0,14,16", &space, 0).unwrap();
+    assert_eq!(fixed.start(&space), cfg(0, 14, 15));
+    let mut max = by_name("fixed:max", &space, 0).unwrap();
+    assert_eq!(max.start(&space), space.max_config());
+    let mut dvfs = by_name("dvfs", &space, 0).unwrap();
+    assert!(dvfs.governed(Knob::Gpu));
+    assert_eq!(space.batch_size(&dvfs.start(&space)), 8);
+    assert!(matches!(
+        by_name("linear:once", &space, 0),
+        Ok(AnyOptimizer::Linear(_))
+    ));
+    // The same seed gives the same run.
+    let runs: Vec<Vec<Config>> = (0..2)
+        .map(|_| {
+            let mut o = by_name("mab-joint", &space, 9).unwrap();
+            drive(
+                &mut o,
+                &space,
+                50,
+                |_, c| bowl(cfg(16, 9, 10), 0.6)(c),
+                |_, _| {},
+            )
+            .iter()
+            .map(|w| w.config)
+            .collect()
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1]);
+}
+
+#[test]
+fn fixed_configs_are_checked_against_levels_not_limits() {
+    let cpu = Dimension::new(Knob::Cpu, &CPU_KHZ)
+        .unwrap()
+        .with_lower_limit(4)
+        .unwrap();
+    let gpu = Dimension::new(Knob::Gpu, &GPU_HZ)
+        .unwrap()
+        .with_lower_limit(4)
+        .unwrap();
+    let batch = Dimension::batch(16).unwrap().with_lower_limit(3).unwrap();
+    let limited = Space::new(&[cpu, gpu, batch]).unwrap();
+    let mut low = by_name("fixed:0,0,1", &limited, 0).unwrap();
+    assert_eq!(low.start(&limited), cfg(0, 0, 0));
+}
+
+#[test]
+fn bad_names_are_typed_errors() {
+    let space = xavier();
+    let err = |name: &str| by_name(name, &space, 0).unwrap_err();
+    let unknown = err("sgd");
+    assert!(matches!(&unknown, NameError::Unknown(n) if n.as_str() == "sgd"));
+    assert_eq!(
+        unknown.to_string(),
+        "unknown optimizer `sgd` (expected one of: ecogd, grid, linear, linear:once, dvfs, \
+         dvfs:BATCH, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH, fixed:max)"
+    );
+    let long = err(&"x".repeat(100));
+    assert!(matches!(long, NameError::Unknown(n) if n.len() == 32));
+    for malformed in [
+        "fixed:",
+        "fixed:1,2",
+        "fixed:1,2,3,4",
+        "fixed:a,b,c",
+        "fixed:-1,0,1",
+        "dvfs:x",
+    ] {
+        assert!(
+            matches!(err(malformed), NameError::Malformed(_)),
+            "{malformed}"
+        );
+    }
+    assert!(
+        err("fixed:1,2")
+            .to_string()
+            .starts_with("malformed optimizer, expected fixed:CPU,GPU,BATCH")
+    );
+    assert_eq!(
+        err("fixed:25,0,1"),
+        NameError::Config(ConfigError::OutOfRange {
+            knob: Knob::Cpu,
+            index: 25,
+            levels: 25
+        })
+    );
+    assert_eq!(
+        err("fixed:0,15,1"),
+        NameError::Config(ConfigError::OutOfRange {
+            knob: Knob::Gpu,
+            index: 15,
+            levels: 15
+        })
+    );
+    assert_eq!(
+        err("fixed:0,0,17"),
+        NameError::Config(ConfigError::UnknownLevel {
+            knob: Knob::Batch,
+            value: 17
+        })
+    );
+    assert_eq!(
+        err("fixed:0,0,17").to_string(),
+        "fixed config: 17 is not a batch level of this board"
+    );
+    assert_eq!(
+        err("dvfs:0"),
+        NameError::Config(ConfigError::UnknownLevel {
+            knob: Knob::Batch,
+            value: 0
+        })
+    );
+    let no_gpu = Space::new(&[
+        Dimension::new(Knob::Cpu, &CPU_KHZ).unwrap(),
+        Dimension::batch(4).unwrap(),
+    ])
+    .unwrap();
+    let e = by_name("fixed:0,0,1", &no_gpu, 0).unwrap_err();
+    assert_eq!(e, NameError::MissingKnob(Knob::Gpu));
+    assert_eq!(
+        e.to_string(),
+        "fixed:CPU,GPU,BATCH needs a gpu knob, and this board has none"
+    );
+}
+
+#[test]
+fn every_optimizer_survives_odd_reports_and_tiny_spaces() {
+    let tiny = Space::new(&[Dimension::batch(1).unwrap()]).unwrap();
+    let empty = Space::default();
+    for space in [xavier(), tiny, empty] {
+        for name in [
+            "ecogd",
+            "grid",
+            "linear",
+            "linear:once",
+            "dvfs",
+            "mab",
+            "mab-joint",
+            "bayes",
+            "random",
+            "fixed:max",
+        ] {
+            let mut o = by_name(name, &space, 4).unwrap();
+            let mut c = o.start(&space);
+            for (w, cost) in [f64::NAN, f64::INFINITY, -1.0, 0.0, 1e300, 0.5]
+                .into_iter()
+                .cycle()
+                .take(40)
+                .enumerate()
+            {
+                assert!(space.within_limits(&c), "{name}");
+                c = o.step(&space, &report(w as u32, c, cost, f64::NAN));
+            }
+            // A report of a config outside the space is ignored, not trusted.
+            let _ = o.step(&space, &report(99, cfg(60, 60, 60), 0.0, 1.0));
+        }
+    }
+}
