@@ -347,10 +347,10 @@ fn run<S: PowerSource, C: Clock>(mut source: S, clock: C, period: Duration, shar
             std::thread::park_timeout(Duration::from_micros((next - now).as_micros()));
             continue;
         }
-        let before = clock.now();
+        // The clock was read just before the read: two clock reads per sample.
         let read = source.power_w();
         let after = clock.now();
-        let t = before + core_duration(Duration::from_micros((after - before).as_micros() / 2));
+        let t = now + core_duration(Duration::from_micros((after - now).as_micros() / 2));
         let mut state = shared.lock();
         match read {
             Ok(p) => {

@@ -1,0 +1,377 @@
+//! Fake sysfs trees of real Jetson boards, and a fake kernel behind the writes.
+//!
+//! Layouts follow the boards: cpufreq policies per cluster, the GPU's devfreq
+//! directory where each release puts it with its `/sys/class/devfreq` link
+//! (relative, as the kernel makes it), the INA3221 under the driver each
+//! JetPack binds, and the board identity files.
+
+use ecoedge_bsp_jetson::Writer;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Xavier NX CPU levels, kHz (25).
+pub const XAVIER_NX_CPU_KHZ: [u32; 25] = [
+    115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400, 883200,
+    960000, 1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600, 1574400, 1651200,
+    1728000, 1804800, 1881600, 1907200,
+];
+/// Xavier NX GPU levels, Hz (15).
+pub const XAVIER_NX_GPU_HZ: [u32; 15] = [
+    114750000, 204000000, 306000000, 408000000, 510000000, 599250000, 701250000, 752250000,
+    803250000, 854250000, 905250000, 956250000, 1007250000, 1058250000, 1109250000,
+];
+/// Orin NX 16 GB CPU levels, kHz.
+pub const ORIN_NX_CPU_KHZ: [u32; 26] = [
+    115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400, 883200,
+    960000, 1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600, 1574400, 1651200,
+    1728000, 1804800, 1881600, 1958400, 1984000,
+];
+/// Orin NX 16 GB GPU levels, Hz.
+pub const ORIN_NX_GPU_HZ: [u32; 7] = [
+    306000000, 408000000, 510000000, 612000000, 714000000, 816000000, 918000000,
+];
+/// Nano CPU levels, kHz.
+pub const NANO_CPU_KHZ: [u32; 15] = [
+    102000, 204000, 307200, 403200, 518400, 614400, 710400, 825600, 921600, 1036800, 1132800,
+    1224000, 1326000, 1428000, 1479000,
+];
+/// Nano GPU levels, Hz.
+pub const NANO_GPU_HZ: [u32; 12] = [
+    76800000, 153600000, 230400000, 307200000, 384000000, 460800000, 537600000, 614400000,
+    691200000, 768000000, 844800000, 921600000,
+];
+
+const CPU_GOVERNORS: &str = "interactive conservative ondemand userspace powersave performance schedutil";
+const GPU_GOVERNORS: &str = "wmark_active wmark_simple nvhost_podgov userspace performance simple_ondemand";
+
+fn join(levels: &[u32]) -> String {
+    levels.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// A fake board: a temporary directory laid out like `/` on the board.
+#[derive(Debug)]
+pub struct FakeBoard {
+    dir: tempfile::TempDir,
+}
+
+impl FakeBoard {
+    /// An empty tree.
+    pub fn empty() -> Self {
+        FakeBoard {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    /// The root to give `Sysfs::new` or `report`.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The file at board path `abs`, under the root.
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.root().join(abs.trim_start_matches('/'))
+    }
+
+    /// Writes a file (and its directories) at board path `abs`.
+    pub fn file(&self, abs: &str, content: &str) -> &Self {
+        let p = self.path(abs);
+        fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        fs::write(&p, content).expect("write fixture");
+        self
+    }
+
+    /// Reads the file at board path `abs`, trimmed.
+    pub fn read(&self, abs: &str) -> String {
+        fs::read_to_string(self.path(abs))
+            .expect("read fixture")
+            .trim()
+            .to_string()
+    }
+
+    /// Makes `link` (a board path) a symlink to `target` (relative to the link's
+    /// directory, as sysfs links are).
+    pub fn symlink(&self, link: &str, target: &str) -> &Self {
+        let p = self.path(link);
+        fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        std::os::unix::fs::symlink(target, &p).expect("symlink");
+        self
+    }
+
+    /// A cpufreq policy with the given CPUs and levels, running `governor` over
+    /// the full range at the top level.
+    pub fn cpu_policy(&self, id: u32, cpus: &[u32], levels: &[u32], governor: &str) -> &Self {
+        let d = format!("/sys/devices/system/cpu/cpufreq/policy{id}");
+        let (lo, hi) = (levels[0].to_string(), levels[levels.len() - 1].to_string());
+        let cpus = join(cpus);
+        for (name, value) in [
+            ("scaling_available_frequencies", join(levels)),
+            ("scaling_available_governors", CPU_GOVERNORS.to_string()),
+            ("scaling_governor", governor.to_string()),
+            ("scaling_min_freq", lo.clone()),
+            ("scaling_max_freq", hi.clone()),
+            ("scaling_cur_freq", hi.clone()),
+            ("cpuinfo_min_freq", lo),
+            ("cpuinfo_max_freq", hi),
+            ("affected_cpus", cpus.clone()),
+            ("related_cpus", cpus),
+            ("scaling_setspeed", "<unsupported>".to_string()),
+        ] {
+            self.file(&format!("{d}/{name}"), &format!("{value}\n"));
+        }
+        self
+    }
+
+    /// A GPU devfreq device at board directory `dir`, linked from
+    /// `/sys/class/devfreq/<name>` where `name` is the directory's last part.
+    pub fn gpu(&self, dir: &str, levels: &[u32], governor: &str) -> &Self {
+        let (lo, hi) = (levels[0].to_string(), levels[levels.len() - 1].to_string());
+        for (name, value) in [
+            ("available_frequencies", join(levels)),
+            ("available_governors", GPU_GOVERNORS.to_string()),
+            ("governor", governor.to_string()),
+            ("min_freq", lo),
+            ("max_freq", hi.clone()),
+            ("cur_freq", hi.clone()),
+            ("target_freq", hi),
+        ] {
+            self.file(&format!("{dir}/{name}"), &format!("{value}\n"));
+        }
+        let name = dir.rsplit('/').next().expect("a name");
+        let under_sys = dir.strip_prefix("/sys").expect("a /sys path");
+        self.symlink(&format!("/sys/class/devfreq/{name}"), &format!("../..{under_sys}"))
+    }
+
+    /// Mainline hwmon `ina3221` at `<bus>-<addr>` as `hwmonN`, rails
+    /// `(label, mV, mA)` on channels 1.., with an `update_interval` (ms).
+    pub fn hwmon(&self, dev: &str, n: u32, rails: &[(&str, u32, u32)], interval_ms: u32) -> &Self {
+        let d = format!("/sys/bus/i2c/drivers/ina3221/{dev}/hwmon/hwmon{n}");
+        for (k, (label, mv, ma)) in rails.iter().enumerate() {
+            let k = k + 1;
+            self.file(&format!("{d}/in{k}_label"), &format!("{label}\n"));
+            self.file(&format!("{d}/in{k}_input"), &format!("{mv}\n"));
+            self.file(&format!("{d}/curr{k}_input"), &format!("{ma}\n"));
+            self.file(&format!("{d}/shunt{k}_resistor"), "5000\n");
+        }
+        self.file(&format!("{d}/name"), "ina3221\n");
+        self.file(&format!("{d}/update_interval"), &format!("{interval_ms}\n"))
+    }
+
+    /// NVIDIA IIO `ina3221x` at `<bus>-<addr>`, rails `(label, mV, mA)` on
+    /// channels 0.. (power in mW = mV x mA / 1000, as the driver computes it).
+    pub fn iio(&self, dev: &str, rails: &[(&str, u32, u32)]) -> &Self {
+        let d = format!("/sys/bus/i2c/drivers/ina3221x/{dev}/iio:device0");
+        for (k, (label, mv, ma)) in rails.iter().enumerate() {
+            self.file(&format!("{d}/rail_name_{k}"), &format!("{label}\n"));
+            self.file(&format!("{d}/in_voltage{k}_input"), &format!("{mv}\n"));
+            self.file(&format!("{d}/in_current{k}_input"), &format!("{ma}\n"));
+            self.file(&format!("{d}/in_power{k}_input"), &format!("{}\n", mv * ma / 1000));
+        }
+        self.file(&format!("{d}/name"), "ina3221x\n")
+    }
+
+    /// Board identity: the fuse driver's chip id (if given) and the model,
+    /// NUL-terminated like the device tree's.
+    pub fn identity(&self, chip_id: Option<u32>, model: &str) -> &Self {
+        if let Some(id) = chip_id {
+            self.file("/sys/module/tegra_fuse/parameters/tegra_chip_id", &format!("{id}\n"));
+        }
+        self.file("/proc/device-tree/model", &format!("{model}\0"))
+    }
+
+    /// Jetson Xavier NX on JetPack 4 (L4T 32): 3 clusters of 2, `gv11b` under
+    /// `gpu.0`, INA3221 on bus 7 through NVIDIA's IIO driver.
+    pub fn xavier_nx_jp4() -> Self {
+        let b = FakeBoard::empty();
+        b.identity(Some(25), "NVIDIA Jetson Xavier NX Developer Kit");
+        for (id, cpus) in [(0, [0, 1]), (2, [2, 3]), (4, [4, 5])] {
+            b.cpu_policy(id, &cpus, &XAVIER_NX_CPU_KHZ, "schedutil");
+        }
+        b.gpu("/sys/devices/gpu.0/devfreq/17000000.gv11b", &XAVIER_NX_GPU_HZ, "nvhost_podgov");
+        b.iio("7-0040", &[("VDD_IN", 5048, 960), ("VDD_CPU_GPU_CV", 5040, 320), ("VDD_SOC", 5040, 280)]);
+        b
+    }
+
+    /// Jetson Xavier NX on JetPack 5 (L4T 35): as on JetPack 4, but the chip id
+    /// only in `/sys/devices/soc0/soc_id` and the mainline hwmon driver.
+    pub fn xavier_nx_jp5() -> Self {
+        let b = FakeBoard::empty();
+        b.identity(None, "NVIDIA Jetson Xavier NX Developer Kit");
+        b.file("/sys/devices/soc0/soc_id", "25\n");
+        for (id, cpus) in [(0, [0, 1]), (2, [2, 3]), (4, [4, 5])] {
+            b.cpu_policy(id, &cpus, &XAVIER_NX_CPU_KHZ, "schedutil");
+        }
+        b.gpu("/sys/devices/gpu.0/devfreq/17000000.gv11b", &XAVIER_NX_GPU_HZ, "nvhost_podgov");
+        b.hwmon(
+            "7-0040",
+            5,
+            &[("VDD_IN", 5048, 960), ("VDD_CPU_GPU_CV", 5040, 320), ("VDD_SOC", 5040, 280)],
+            6,
+        );
+        b
+    }
+
+    /// Jetson Orin NX 16 GB on JetPack 6 (L4T 36): 2 clusters of 4, the GPU as
+    /// `17000000.gpu` under `bus@0`, a video engine also in the devfreq class,
+    /// INA3221 on bus 1 through hwmon.
+    pub fn orin_nx_jp6() -> Self {
+        let b = FakeBoard::empty();
+        b.identity(Some(35), "NVIDIA Jetson Orin NX Engineering Reference Developer Kit");
+        for (id, cpus) in [(0, [0, 1, 2, 3]), (4, [4, 5, 6, 7])] {
+            b.cpu_policy(id, &cpus, &ORIN_NX_CPU_KHZ, "schedutil");
+        }
+        b.gpu(
+            "/sys/devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu",
+            &ORIN_NX_GPU_HZ,
+            "nvhost_podgov",
+        );
+        b.gpu(
+            "/sys/devices/platform/bus@0/15340000.vic/devfreq/15340000.vic",
+            &[115200000, 729600000],
+            "nvhost_podgov",
+        );
+        b.hwmon(
+            "1-0040",
+            1,
+            &[("VDD_IN", 5000, 1400), ("VDD_CPU_GPU_CV", 5000, 500), ("VDD_SOC", 5000, 400)],
+            6,
+        );
+        b
+    }
+
+    /// Jetson Nano on JetPack 4: one cluster of 4, GPU `57000000.gpu` (gm20b),
+    /// INA3221 on bus 6 through the IIO driver with `POM_` rail names.
+    pub fn nano() -> Self {
+        let b = FakeBoard::empty();
+        b.identity(Some(33), "NVIDIA Jetson Nano Developer Kit");
+        b.cpu_policy(0, &[0, 1, 2, 3], &NANO_CPU_KHZ, "schedutil");
+        b.gpu("/sys/devices/57000000.gpu/devfreq/57000000.gpu", &NANO_GPU_HZ, "nvhost_podgov");
+        b.iio("6-0040", &[("POM_5V_IN", 5000, 600), ("POM_5V_GPU", 5000, 80), ("POM_5V_CPU", 5000, 180)]);
+        b
+    }
+}
+
+/// One write the fake kernel accepted or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRecord {
+    /// Board path of the file.
+    pub path: String,
+    /// The value.
+    pub value: String,
+    /// Whether it was accepted.
+    pub accepted: bool,
+}
+
+/// A [`Writer`] that behaves like the kernel's cpufreq and devfreq attributes:
+/// a minimum above the maximum (or the reverse) is refused with `EINVAL` (as
+/// kernels before frequency QoS did, and a refusal is what makes a wrong order
+/// visible), a governor not in the available list is refused, the current
+/// frequency follows the limits, and every write is recorded in order. Files can
+/// be made to fail with a chosen error.
+#[derive(Debug)]
+pub struct FakeKernel {
+    root: PathBuf,
+    log: Mutex<Vec<WriteRecord>>,
+    faults: Mutex<Vec<(String, io::ErrorKind)>>,
+}
+
+impl FakeKernel {
+    /// A fake kernel for the tree of `board`.
+    pub fn new(board: &FakeBoard) -> Self {
+        FakeKernel {
+            root: board.root().to_path_buf(),
+            log: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every later write to board path `abs` fails with `kind`.
+    pub fn fail(&self, abs: &str, kind: io::ErrorKind) {
+        self.faults.lock().unwrap().push((abs.to_string(), kind));
+    }
+
+    /// The writes so far, in order.
+    pub fn log(&self) -> Vec<WriteRecord> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The accepted writes so far as `(file name, value)`, in order.
+    pub fn accepted(&self) -> Vec<(String, String)> {
+        self.log()
+            .into_iter()
+            .filter(|r| r.accepted)
+            .map(|r| (r.path.rsplit('/').next().unwrap_or("").to_string(), r.value))
+            .collect()
+    }
+
+    fn check(&self, path: &Path, value: &str) -> io::Result<()> {
+        let board = self.board_path(path);
+        if let Some((_, kind)) = self.faults.lock().unwrap().iter().find(|(p, _)| *p == board) {
+            return Err(io::Error::from(*kind));
+        }
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let num = |file: &str| -> io::Result<u64> {
+            fs::read_to_string(dir.join(file))?
+                .trim()
+                .parse()
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+        };
+        let einval = || Err(io::Error::from_raw_os_error(libc_einval()));
+        let v: Option<u64> = value.trim().parse().ok();
+        match name {
+            "scaling_min_freq" if v.is_none_or(|v| v > num("scaling_max_freq").unwrap_or(0)) => einval(),
+            "scaling_max_freq" if v.is_none_or(|v| v < num("scaling_min_freq").unwrap_or(0)) => einval(),
+            "min_freq" if v.is_none_or(|v| v > num("max_freq").unwrap_or(0)) => einval(),
+            "max_freq" if v.is_none_or(|v| v < num("min_freq").unwrap_or(0)) => einval(),
+            "scaling_governor" | "governor" => {
+                let avail = if name == "governor" { "available_governors" } else { "scaling_available_governors" };
+                let list = fs::read_to_string(dir.join(avail))?;
+                if list.split_whitespace().any(|g| g == value.trim()) { Ok(()) } else { einval() }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The current frequency follows the limits, as the governor would make it.
+    fn follow(&self, path: &Path) {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let (min, max, cur) = if dir.join("scaling_cur_freq").exists() {
+            ("scaling_min_freq", "scaling_max_freq", "scaling_cur_freq")
+        } else {
+            ("min_freq", "max_freq", "cur_freq")
+        };
+        let read = |f: &str| fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        if let (Some(lo), Some(hi), Some(c)) = (read(min), read(max), read(cur)) {
+            let _ = fs::write(dir.join(cur), format!("{}\n", c.clamp(lo, hi.max(lo))));
+        }
+    }
+
+    fn board_path(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        format!("/{}", rel.display())
+    }
+}
+
+/// `EINVAL`, without a libc dependency in the fixtures.
+fn libc_einval() -> i32 {
+    22
+}
+
+impl Writer for FakeKernel {
+    fn write(&self, path: &Path, value: &str) -> io::Result<()> {
+        let result = self
+            .check(path, value)
+            .and_then(|()| ecoedge_bsp_jetson::FileWriter.write(path, value));
+        self.log.lock().unwrap().push(WriteRecord {
+            path: self.board_path(path),
+            value: value.to_string(),
+            accepted: result.is_ok(),
+        });
+        if result.is_ok() {
+            self.follow(path);
+        }
+        result
+    }
+}
