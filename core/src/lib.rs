@@ -21,7 +21,7 @@
 //! | [`cost`] | [`cost::Baseline`] (E0, L0), [`cost::Alpha`], energy scope |
 //! | [`window`] | [`window::CostWindow`]: N requests per config, warm-up discarded, report |
 //! | [`space`] | [`space::Space`] of knob [`space::Dimension`]s and [`space::Config`]s |
-//! | [`optimizer`] | the [`optimizer::Optimizer`] trait and [`optimizer::Fixed`] |
+//! | [`optimizer`] | the [`optimizer::Optimizer`] trait, [`optimizer::EcoGd`], the paper's baselines, [`optimizer::by_name`] |
 //! | [`board`] | traits a board port implements: [`board::EnergyMeter`], [`board::FrequencyKnob`] |
 //! | [`controller`] | [`controller::Controller`]: calibration, then one optimizer step per window |
 //!
@@ -53,7 +53,7 @@ pub mod prelude {
     pub use crate::board::{EnergyMeter, EnergySource, FrequencyKnob};
     pub use crate::controller::{Completion, Controller, ControllerError, Phase, Settings};
     pub use crate::cost::{Alpha, Baseline, EnergyScope};
-    pub use crate::optimizer::{Fixed, Optimizer};
+    pub use crate::optimizer::{AnyOptimizer, EcoGd, EcoGdSettings, Fixed, Optimizer, by_name};
     pub use crate::queue::{Request, RequestSource, RingQueue};
     pub use crate::space::{Config, Dimension, Knob, Space};
     pub use crate::time::{Duration, Instant};

@@ -240,7 +240,7 @@ impl Optimizer for Bayes {
         }
         match self.suggest(space) {
             Some(c) => {
-                self.model_steps += 1;
+                self.model_steps = self.model_steps.saturating_add(1);
                 c
             }
             None => random_config(space, &mut self.rng),

@@ -206,13 +206,13 @@ impl EcoGd {
         let target = self.jump_learn(space, best.0, best.1, center_cost);
         // 5. Loop detection.
         if target == self.center || self.recent.contains(&target) {
-            self.loops += 1;
+            self.loops = self.loops.saturating_add(1);
         } else {
             self.loops = 0;
         }
         let next = if self.loops > self.settings.max_loops {
             self.loops = 0;
-            self.jumps += 1;
+            self.jumps = self.jumps.saturating_add(1);
             self.jump_target(space).unwrap_or(target)
         } else {
             target
@@ -319,5 +319,152 @@ impl Optimizer for EcoGd {
         // 7. Forget what is too old to trust (also bounds the history).
         self.history.trim(now, self.settings.memory_limit);
         self.decide(space, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::Dimension;
+    use crate::time::Instant;
+    use crate::window::CostFigures;
+
+    fn report(index: u32, config: Config, cost: f64, rate: f64) -> WindowReport {
+        WindowReport {
+            index,
+            config,
+            requests: 1,
+            discarded: 0,
+            energy_j: 0.0,
+            latency_s: 0.0,
+            latency_p50_s: 0.0,
+            latency_p95_s: 0.0,
+            latency_p99_s: 0.0,
+            cost: CostFigures {
+                mean: cost,
+                p95: None,
+                p99: None,
+            },
+            arrival_rate_hz: rate,
+            end: Instant::ZERO,
+        }
+    }
+
+    fn plane() -> Space {
+        let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3, 4, 5]).unwrap();
+        let gpu = Dimension::new(Knob::Gpu, &[1, 2, 3, 4, 5]).unwrap();
+        Space::new(&[cpu, gpu]).unwrap()
+    }
+
+    fn at(cpu: usize, gpu: usize) -> Config {
+        Config::default().with(0, cpu).with(1, gpu)
+    }
+
+    #[test]
+    fn a_corner_estimated_below_both_sides_is_chosen() {
+        let space = plane();
+        // Center 1.0, each of the two lower sides 0.1 cheaper: the additive corner
+        // estimate (0.8) beats both; the original's average (0.9) never could.
+        let cost = |c: &Config| match (c.index(0), c.index(1)) {
+            (2, 2) => 1.0,
+            (1, 2) | (2, 1) => 0.9,
+            _ => 1.1,
+        };
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                start: Some(at(2, 2)),
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let mut c = gd.start(&space);
+        let mut measured = std::vec::Vec::new();
+        for w in 1..=5 {
+            measured.push(c);
+            c = gd.step(&space, &report(w, c, cost(&c), 1.0));
+        }
+        assert_eq!(measured[0], at(2, 2));
+        assert_eq!(measured.len(), 5, "center, then the four sides");
+        assert_eq!(c, at(1, 1));
+        assert_eq!(gd.center(), at(1, 1));
+    }
+
+    #[test]
+    fn going_back_and_forth_counts_loops() {
+        let space = plane();
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                start: Some(at(0, 0)),
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let a = gd.start(&space);
+        let b = at(1, 0);
+        // A costs 1.0; B looks cheaper, then is dearer when measured as center.
+        let mut c = gd.step(&space, &report(1, a, 1.0, 1.0));
+        let mut w = 2;
+        while c != a || gd.center() != a || w < 4 {
+            let cost = match (c == b, gd.center() == b) {
+                (true, true) => 2.0,
+                (true, false) => 0.5,
+                _ => 1.5,
+            };
+            c = gd.step(&space, &report(w, c, cost, 1.0));
+            w += 1;
+            assert!(w < 20, "never went back");
+        }
+        assert_eq!(gd.loops(), 1, "A-B-A is a loop");
+        // Staying put counts too; past max_loops it jumps two steps away.
+        for _ in 0..20 {
+            c = gd.step(&space, &report(w, c, 0.1, 1.0));
+            w += 1;
+        }
+        assert!(gd.jumps() >= 1);
+    }
+
+    #[test]
+    fn a_jump_in_arrival_rate_forgets_costs_but_keeps_the_center() {
+        let space = plane();
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                rate_change: Some(0.3),
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let mut c = gd.start(&space);
+        for w in 1..=3 {
+            c = gd.step(&space, &report(w, c, 1.0, 10.0));
+        }
+        assert_eq!(gd.history().len(), 3);
+        let center = gd.center();
+        let _ = gd.step(&space, &report(4, c, 1.0, 14.0));
+        assert_eq!(gd.history().len(), 1, "only the new measurement");
+        assert_eq!(gd.center(), center);
+        // Below the threshold nothing is forgotten.
+        let mut calm = EcoGd::new(*gd.settings(), 0);
+        let mut c = calm.start(&space);
+        for w in 1..=3 {
+            c = calm.step(&space, &report(w, c, 1.0, 10.0 + f64::from(w)));
+        }
+        assert_eq!(calm.history().len(), 3);
+    }
+
+    #[test]
+    fn memory_limit_makes_old_costs_stale() {
+        let space = plane();
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                memory_limit: 3,
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let mut c = gd.start(&space);
+        for w in 1..=10 {
+            c = gd.step(&space, &report(w, c, 1.0, 1.0));
+            assert!(gd.history().len() <= 3);
+        }
     }
 }

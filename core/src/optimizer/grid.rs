@@ -116,7 +116,7 @@ impl Optimizer for Grid {
         if self.done {
             return self.best_or_max(space);
         }
-        self.measured += 1;
+        self.measured = self.measured.saturating_add(1);
         if self.advance(space)
             && let Some(c) = self.current(space)
         {
@@ -124,5 +124,31 @@ impl Optimizer for Grid {
         }
         self.done = true;
         self.best_or_max(space)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::{Dimension, Knob};
+
+    #[test]
+    fn grid_levels_skip_the_minimum_and_every_other_level() {
+        let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3, 4, 5, 6])
+            .unwrap()
+            .with_lower_limit(1)
+            .unwrap();
+        let gpu = Dimension::new(Knob::Gpu, &[1, 2])
+            .unwrap()
+            .with_lower_limit(1)
+            .unwrap();
+        let space = Space::new(&[cpu, gpu, Dimension::batch(16).unwrap()]).unwrap();
+        assert_eq!(grid_level(&space, 0, 0), Some(2));
+        assert_eq!(grid_level(&space, 0, 1), Some(4));
+        assert_eq!(grid_level(&space, 0, 2), None);
+        assert_eq!(grid_level(&space, 1, 0), Some(1), "a single level is used");
+        assert_eq!(grid_level(&space, 1, 1), None);
+        assert_eq!(grid_level(&space, 3, 0), None);
+        assert_eq!(Grid::grid_size(&space), 2 * 8);
     }
 }

@@ -138,7 +138,7 @@ impl Optimizer for Linear {
         if let Some((best, _)) = self.line_best.take() {
             self.base = best;
         }
-        self.sweeps += 1;
+        self.sweeps = self.sweeps.saturating_add(1);
         if self.done() {
             return self.base;
         }
@@ -152,5 +152,26 @@ impl Optimizer for Linear {
             }
             _ => self.base,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::Dimension;
+
+    #[test]
+    fn sweep_order_is_batch_cpu_gpu_then_the_rest() {
+        let mem = Dimension::new(Knob::Memory, &[1, 2]).unwrap();
+        let gpu = Dimension::new(Knob::Gpu, &[1, 2]).unwrap();
+        let cpu = Dimension::new(Knob::Cpu, &[1, 2]).unwrap();
+        let space = Space::new(&[mem, gpu, cpu, Dimension::batch(2).unwrap()]).unwrap();
+        let mut linear = Linear::new(Repeat::OnePass);
+        let _ = linear.start(&space);
+        assert_eq!(&linear.order[..usize::from(linear.dims)], &[3, 2, 1, 0]);
+        assert_eq!(linear.sweeping(), Some(3));
+        let empty = Space::default();
+        assert_eq!(linear.start(&empty), Config::default());
+        assert_eq!(linear.sweeping(), None);
     }
 }

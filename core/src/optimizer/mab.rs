@@ -159,11 +159,11 @@ impl Optimizer for Mab {
         };
         let level = match (level, space.dims().get(dim)) {
             (Some(level), _) => {
-                self.decisions.exploits += 1;
+                self.decisions.exploits = self.decisions.exploits.saturating_add(1);
                 level
             }
             (None, Some(d)) => {
-                self.decisions.explorations += 1;
+                self.decisions.explorations = self.decisions.explorations.saturating_add(1);
                 d.lower() + self.rng.below(d.max_index() - d.lower() + 1)
             }
             (None, None) => return self.current,
@@ -270,11 +270,11 @@ impl Optimizer for MabJoint {
             .map(|a| a.config);
         self.current = match best.filter(|_| self.rng.chance(self.settings.exploit)) {
             Some(best) => {
-                self.decisions.exploits += 1;
+                self.decisions.exploits = self.decisions.exploits.saturating_add(1);
                 best
             }
             None => {
-                self.decisions.explorations += 1;
+                self.decisions.explorations = self.decisions.explorations.saturating_add(1);
                 random_config(space, &mut self.rng)
             }
         };

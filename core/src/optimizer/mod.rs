@@ -17,31 +17,31 @@
 //! | `random` | [`RandomSearch`] | [`random`] |
 //! | `fixed:CPU,GPU,BATCH`, `fixed:max` | [`Fixed`] | here |
 //!
-//! [`by_name`](by_name::by_name) builds any of them from its command-line name as an
+//! [`by_name`] builds any of them from its command-line name as an
 //! [`AnyOptimizer`], an enum that delegates (no `dyn`, no heap).
 //!
 //! All optimizers stay inside the search limits of the space ([`Space::step`],
 //! [`Space::within_limits`]); only `fixed` may go below them.
 
 pub mod bayes;
-pub mod by_name;
 pub mod dvfs;
 pub mod ecogd;
 pub mod grid;
 pub mod history;
 pub mod linear;
 pub mod mab;
+pub mod names;
 pub mod random;
 mod rng;
 
 pub use bayes::{Bayes, BayesSettings};
-pub use by_name::{AnyOptimizer, NAMES, NameError, by_name};
 pub use dvfs::Dvfs;
 pub use ecogd::{EcoGd, EcoGdSettings};
 pub use grid::Grid;
 pub use history::History;
 pub use linear::{Linear, Repeat};
 pub use mab::{Decisions, Mab, MabJoint, MabSettings};
+pub use names::{AnyOptimizer, NAMES, NameError, by_name};
 pub use random::RandomSearch;
 pub use rng::Prng;
 
