@@ -302,48 +302,31 @@ impl Limits {
     ///
     /// Order: when `lo` is above the current maximum (raising), the maximum first;
     /// otherwise (lowering, or inside the current range) the minimum first. Each
-    /// write then keeps `min <= max`. If a write or the read-back fails, the
-    /// previous limits are put back and the error says whether that worked.
+    /// write then keeps `min <= max`. If a write or its read-back fails, the files
+    /// already changed get their old values back, newest first (which keeps
+    /// `min <= max` too), and the error says whether that worked.
     pub fn set(&self, sysfs: &Sysfs, lo: u32, hi: u32) -> Result<()> {
         let (old_lo, old_hi) = self.read(sysfs)?;
-        match self.apply(sysfs, (old_lo, old_hi), (lo, hi)) {
-            Ok(()) => Ok(()),
-            // Nothing changed: nothing to undo (the common case of a denied write).
-            Err((first, 0)) => Err(first),
-            Err((first, _)) => match self.apply(sysfs, (lo, hi), (old_lo, old_hi)) {
-                Ok(()) => Err(first),
-                Err((undo, _)) => Err(Error::Undo {
-                    first: Box::new(first),
-                    undo: Box::new(undo),
-                }),
-            },
-        }
-    }
-
-    /// Writes `to` assuming the files hold `from`, in the safe order; on failure
-    /// also says how many writes had gone through. Undoing with `from` and `to`
-    /// swapped reverses the order, so it re-writes a value a failed step never
-    /// changed, which is harmless.
-    fn apply(
-        &self,
-        sysfs: &Sysfs,
-        from: (u32, u32),
-        to: (u32, u32),
-    ) -> std::result::Result<(), (Error, usize)> {
-        let (lo, hi) = to;
-        let steps = if lo > from.1 {
-            [(&self.max, hi), (&self.min, lo)]
+        // (file, new value, old value), in write order.
+        let steps = if lo > old_hi {
+            [(&self.max, hi, old_hi), (&self.min, lo, old_lo)]
         } else {
-            [(&self.min, lo), (&self.max, hi)]
+            [(&self.min, lo, old_lo), (&self.max, hi, old_hi)]
         };
-        for (done, (path, value)) in steps.into_iter().enumerate() {
-            sysfs
-                .write_verified(path, &value.to_string())
-                .map_err(|e| {
-                    // A write that reads back wrong did change the file.
-                    let changed = done + usize::from(matches!(e, Error::Verify { .. }));
-                    (e, changed)
-                })?;
+        for (i, (path, new, _)) in steps.iter().enumerate() {
+            if let Err(first) = sysfs.write_verified(path, &new.to_string()) {
+                // A write that reads back wrong did change the file.
+                let changed = i + usize::from(matches!(first, Error::Verify { .. }));
+                for (path, _, old) in steps[..changed].iter().rev() {
+                    if let Err(undo) = sysfs.write_verified(path, &old.to_string()) {
+                        return Err(Error::Undo {
+                            first: Box::new(first),
+                            undo: Box::new(undo),
+                        });
+                    }
+                }
+                return Err(first);
+            }
         }
         Ok(())
     }
