@@ -238,7 +238,8 @@ impl EcoGd {
             return best;
         }
         let improvement = (center_cost - best_cost) / center_cost.abs();
-        let size = ceil(factor * improvement).clamp(1.0, MAX_JUMP_LEARN_STEP) as usize;
+        // A NaN factor casts to 0: still one level.
+        let size = (ceil(factor * improvement).clamp(1.0, MAX_JUMP_LEARN_STEP) as usize).max(1);
         let mut target = best;
         for knob in [Knob::Cpu, Knob::Gpu] {
             let Some(dim) = space.position(knob) else {
