@@ -287,7 +287,8 @@ impl<C: Clock> Sampler<C> {
         let p = source
             .power_w()
             .map_err(|e| SamplerError::Sensor(e.to_string()))?;
-        integrator.push(clock.now(), p);
+        let first = clock.now();
+        integrator.push(first, p);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             state: Mutex::new(State {
@@ -303,7 +304,7 @@ impl<C: Clock> Sampler<C> {
             let clock = clock.clone();
             std::thread::Builder::new()
                 .name("ecoedge-power".into())
-                .spawn(move || run(source, clock, period, &shared))
+                .spawn(move || run(source, clock, first, period, &shared))
                 .map_err(|e| SamplerError::Thread(e.to_string()))?
         };
         Ok(Sampler {
@@ -338,9 +339,16 @@ impl<C: Clock> Sampler<C> {
 
 /// The sampling loop: absolute deadlines (no drift), a missed deadline skipped
 /// rather than caught up in a burst; each sample stamped at the middle of its read.
-fn run<S: PowerSource, C: Clock>(mut source: S, clock: C, period: Duration, shared: &Shared) {
+/// Deadlines count from the first sample, not from when the thread got going.
+fn run<S: PowerSource, C: Clock>(
+    mut source: S,
+    clock: C,
+    first: Instant,
+    period: Duration,
+    shared: &Shared,
+) {
     let step = core_duration(period);
-    let mut next = clock.now() + step;
+    let mut next = first + step;
     while !shared.stop.load(Ordering::Acquire) {
         let now = clock.now();
         if now < next {
@@ -383,16 +391,13 @@ impl<C: Clock> EnergyMeter for Sampler<C> {
     fn energy_j(&mut self, now: Instant) -> Result<f64, SamplerError> {
         let state = self.shared.lock();
         let stale = core_duration((self.period * 100).max(Duration::from_millis(100)));
-        if let Some(latest) = state.integrator.latest() {
-            if now > latest + stale {
-                return Err(SamplerError::Sensor(
-                    state
-                        .stats
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| "no new sample".into()),
-                ));
-            }
+        if let Some(latest) = state.integrator.latest()
+            && now > latest + stale
+        {
+            let why = state.stats.last_error.clone();
+            return Err(SamplerError::Sensor(
+                why.unwrap_or_else(|| "no new sample".into()),
+            ));
         }
         let e = state.integrator.energy_at(now)?;
         drop(state);

@@ -136,7 +136,11 @@ impl ErrorType for Ina3221Sim {
 }
 
 impl I2c for Ina3221Sim {
-    fn transaction(&mut self, address: u8, operations: &mut [Operation<'_>]) -> Result<(), ErrorKind> {
+    fn transaction(
+        &mut self,
+        address: u8,
+        operations: &mut [Operation<'_>],
+    ) -> Result<(), ErrorKind> {
         if address != self.address {
             return Err(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address));
         }
@@ -147,7 +151,8 @@ impl I2c for Ina3221Sim {
                     [reg] => self.pointer = reg,
                     [reg, hi, lo] => {
                         self.pointer = reg;
-                        self.write(reg, u16::from_be_bytes([hi, lo])).ok_or(data_nack)?;
+                        self.write(reg, u16::from_be_bytes([hi, lo]))
+                            .ok_or(data_nack)?;
                     }
                     _ => return Err(data_nack),
                 },

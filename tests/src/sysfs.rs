@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 /// Xavier NX CPU levels, kHz (25).
 pub const XAVIER_NX_CPU_KHZ: [u32; 25] = [
-    115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400, 883200,
-    960000, 1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600, 1574400, 1651200,
-    1728000, 1804800, 1881600, 1907200,
+    115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400, 883200, 960000,
+    1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600, 1574400, 1651200, 1728000,
+    1804800, 1881600, 1907200,
 ];
 /// Xavier NX GPU levels, Hz (15).
 pub const XAVIER_NX_GPU_HZ: [u32; 15] = [
@@ -24,9 +24,9 @@ pub const XAVIER_NX_GPU_HZ: [u32; 15] = [
 ];
 /// Orin NX 16 GB CPU levels, kHz.
 pub const ORIN_NX_CPU_KHZ: [u32; 26] = [
-    115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400, 883200,
-    960000, 1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600, 1574400, 1651200,
-    1728000, 1804800, 1881600, 1958400, 1984000,
+    115200, 192000, 268800, 345600, 422400, 499200, 576000, 652800, 729600, 806400, 883200, 960000,
+    1036800, 1113600, 1190400, 1267200, 1344000, 1420800, 1497600, 1574400, 1651200, 1728000,
+    1804800, 1881600, 1958400, 1984000,
 ];
 /// Orin NX 16 GB GPU levels, Hz.
 pub const ORIN_NX_GPU_HZ: [u32; 7] = [
@@ -43,11 +43,17 @@ pub const NANO_GPU_HZ: [u32; 12] = [
     691200000, 768000000, 844800000, 921600000,
 ];
 
-const CPU_GOVERNORS: &str = "interactive conservative ondemand userspace powersave performance schedutil";
-const GPU_GOVERNORS: &str = "wmark_active wmark_simple nvhost_podgov userspace performance simple_ondemand";
+const CPU_GOVERNORS: &str =
+    "interactive conservative ondemand userspace powersave performance schedutil";
+const GPU_GOVERNORS: &str =
+    "wmark_active wmark_simple nvhost_podgov userspace performance simple_ondemand";
 
 fn join(levels: &[u32]) -> String {
-    levels.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+    levels
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A fake board: a temporary directory laid out like `/` on the board.
@@ -140,7 +146,10 @@ impl FakeBoard {
         }
         let name = dir.rsplit('/').next().expect("a name");
         let under_sys = dir.strip_prefix("/sys").expect("a /sys path");
-        self.symlink(&format!("/sys/class/devfreq/{name}"), &format!("../..{under_sys}"))
+        self.symlink(
+            &format!("/sys/class/devfreq/{name}"),
+            &format!("../..{under_sys}"),
+        )
     }
 
     /// Mainline hwmon `ina3221` at `<bus>-<addr>` as `hwmonN`, rails
@@ -166,7 +175,10 @@ impl FakeBoard {
             self.file(&format!("{d}/rail_name_{k}"), &format!("{label}\n"));
             self.file(&format!("{d}/in_voltage{k}_input"), &format!("{mv}\n"));
             self.file(&format!("{d}/in_current{k}_input"), &format!("{ma}\n"));
-            self.file(&format!("{d}/in_power{k}_input"), &format!("{}\n", mv * ma / 1000));
+            self.file(
+                &format!("{d}/in_power{k}_input"),
+                &format!("{}\n", mv * ma / 1000),
+            );
         }
         self.file(&format!("{d}/name"), "ina3221x\n")
     }
@@ -175,7 +187,10 @@ impl FakeBoard {
     /// NUL-terminated like the device tree's.
     pub fn identity(&self, chip_id: Option<u32>, model: &str) -> &Self {
         if let Some(id) = chip_id {
-            self.file("/sys/module/tegra_fuse/parameters/tegra_chip_id", &format!("{id}\n"));
+            self.file(
+                "/sys/module/tegra_fuse/parameters/tegra_chip_id",
+                &format!("{id}\n"),
+            );
         }
         self.file("/proc/device-tree/model", &format!("{model}\0"))
     }
@@ -188,8 +203,19 @@ impl FakeBoard {
         for (id, cpus) in [(0, [0, 1]), (2, [2, 3]), (4, [4, 5])] {
             b.cpu_policy(id, &cpus, &XAVIER_NX_CPU_KHZ, "schedutil");
         }
-        b.gpu("/sys/devices/gpu.0/devfreq/17000000.gv11b", &XAVIER_NX_GPU_HZ, "nvhost_podgov");
-        b.iio("7-0040", &[("VDD_IN", 5048, 960), ("VDD_CPU_GPU_CV", 5040, 320), ("VDD_SOC", 5040, 280)]);
+        b.gpu(
+            "/sys/devices/gpu.0/devfreq/17000000.gv11b",
+            &XAVIER_NX_GPU_HZ,
+            "nvhost_podgov",
+        );
+        b.iio(
+            "7-0040",
+            &[
+                ("VDD_IN", 5048, 960),
+                ("VDD_CPU_GPU_CV", 5040, 320),
+                ("VDD_SOC", 5040, 280),
+            ],
+        );
         b
     }
 
@@ -202,11 +228,19 @@ impl FakeBoard {
         for (id, cpus) in [(0, [0, 1]), (2, [2, 3]), (4, [4, 5])] {
             b.cpu_policy(id, &cpus, &XAVIER_NX_CPU_KHZ, "schedutil");
         }
-        b.gpu("/sys/devices/gpu.0/devfreq/17000000.gv11b", &XAVIER_NX_GPU_HZ, "nvhost_podgov");
+        b.gpu(
+            "/sys/devices/gpu.0/devfreq/17000000.gv11b",
+            &XAVIER_NX_GPU_HZ,
+            "nvhost_podgov",
+        );
         b.hwmon(
             "7-0040",
             5,
-            &[("VDD_IN", 5048, 960), ("VDD_CPU_GPU_CV", 5040, 320), ("VDD_SOC", 5040, 280)],
+            &[
+                ("VDD_IN", 5048, 960),
+                ("VDD_CPU_GPU_CV", 5040, 320),
+                ("VDD_SOC", 5040, 280),
+            ],
             6,
         );
         b
@@ -217,7 +251,10 @@ impl FakeBoard {
     /// INA3221 on bus 1 through hwmon.
     pub fn orin_nx_jp6() -> Self {
         let b = FakeBoard::empty();
-        b.identity(Some(35), "NVIDIA Jetson Orin NX Engineering Reference Developer Kit");
+        b.identity(
+            Some(35),
+            "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
+        );
         for (id, cpus) in [(0, [0, 1, 2, 3]), (4, [4, 5, 6, 7])] {
             b.cpu_policy(id, &cpus, &ORIN_NX_CPU_KHZ, "schedutil");
         }
@@ -234,7 +271,11 @@ impl FakeBoard {
         b.hwmon(
             "1-0040",
             1,
-            &[("VDD_IN", 5000, 1400), ("VDD_CPU_GPU_CV", 5000, 500), ("VDD_SOC", 5000, 400)],
+            &[
+                ("VDD_IN", 5000, 1400),
+                ("VDD_CPU_GPU_CV", 5000, 500),
+                ("VDD_SOC", 5000, 400),
+            ],
             6,
         );
         b
@@ -246,8 +287,19 @@ impl FakeBoard {
         let b = FakeBoard::empty();
         b.identity(Some(33), "NVIDIA Jetson Nano Developer Kit");
         b.cpu_policy(0, &[0, 1, 2, 3], &NANO_CPU_KHZ, "schedutil");
-        b.gpu("/sys/devices/57000000.gpu/devfreq/57000000.gpu", &NANO_GPU_HZ, "nvhost_podgov");
-        b.iio("6-0040", &[("POM_5V_IN", 5000, 600), ("POM_5V_GPU", 5000, 80), ("POM_5V_CPU", 5000, 180)]);
+        b.gpu(
+            "/sys/devices/57000000.gpu/devfreq/57000000.gpu",
+            &NANO_GPU_HZ,
+            "nvhost_podgov",
+        );
+        b.iio(
+            "6-0040",
+            &[
+                ("POM_5V_IN", 5000, 600),
+                ("POM_5V_GPU", 5000, 80),
+                ("POM_5V_CPU", 5000, 180),
+            ],
+        );
         b
     }
 }
@@ -307,7 +359,13 @@ impl FakeKernel {
 
     fn check(&self, path: &Path, value: &str) -> io::Result<()> {
         let board = self.board_path(path);
-        if let Some((_, kind)) = self.faults.lock().unwrap().iter().find(|(p, _)| *p == board) {
+        if let Some((_, kind)) = self
+            .faults
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(p, _)| *p == board)
+        {
             return Err(io::Error::from(*kind));
         }
         let dir = path.parent().unwrap_or(Path::new("/"));
@@ -321,14 +379,26 @@ impl FakeKernel {
         let einval = || Err(io::Error::from_raw_os_error(libc_einval()));
         let v: Option<u64> = value.trim().parse().ok();
         match name {
-            "scaling_min_freq" if v.is_none_or(|v| v > num("scaling_max_freq").unwrap_or(0)) => einval(),
-            "scaling_max_freq" if v.is_none_or(|v| v < num("scaling_min_freq").unwrap_or(0)) => einval(),
+            "scaling_min_freq" if v.is_none_or(|v| v > num("scaling_max_freq").unwrap_or(0)) => {
+                einval()
+            }
+            "scaling_max_freq" if v.is_none_or(|v| v < num("scaling_min_freq").unwrap_or(0)) => {
+                einval()
+            }
             "min_freq" if v.is_none_or(|v| v > num("max_freq").unwrap_or(0)) => einval(),
             "max_freq" if v.is_none_or(|v| v < num("min_freq").unwrap_or(0)) => einval(),
             "scaling_governor" | "governor" => {
-                let avail = if name == "governor" { "available_governors" } else { "scaling_available_governors" };
+                let avail = if name == "governor" {
+                    "available_governors"
+                } else {
+                    "scaling_available_governors"
+                };
                 let list = fs::read_to_string(dir.join(avail))?;
-                if list.split_whitespace().any(|g| g == value.trim()) { Ok(()) } else { einval() }
+                if list.split_whitespace().any(|g| g == value.trim()) {
+                    Ok(())
+                } else {
+                    einval()
+                }
             }
             _ => Ok(()),
         }
@@ -342,7 +412,11 @@ impl FakeKernel {
         } else {
             ("min_freq", "max_freq", "cur_freq")
         };
-        let read = |f: &str| fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let read = |f: &str| {
+            fs::read_to_string(dir.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
         if let (Some(lo), Some(hi), Some(c)) = (read(min), read(max), read(cur)) {
             let _ = fs::write(dir.join(cur), format!("{}\n", c.clamp(lo, hi.max(lo))));
         }

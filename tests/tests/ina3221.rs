@@ -30,7 +30,11 @@ fn write(reg: u8, value: u16) -> T {
 
 /// The transactions of a successful `new`: both IDs, then the config word.
 fn probe(config: u16) -> Vec<T> {
-    vec![read(MANUFACTURER_ID, 0x5449), read(DIE_ID, 0x3220), read(CONFIG, config)]
+    vec![
+        read(MANUFACTURER_ID, 0x5449),
+        read(DIE_ID, 0x3220),
+        read(CONFIG, config),
+    ]
 }
 
 fn device(extra: &[T]) -> Ina3221<Mock> {
@@ -81,12 +85,19 @@ fn each_setter_writes_one_config_word_built_on_the_cached_one() {
     let start = 0x7127 | (0b010 << 9);
     let mut all = probe(start);
     let after_avg = (start & !(0b111 << 9)) | (0b111 << 9); // 1024 samples
-    let after_bus = (after_avg & !(0b111 << 6)) | (0b000 << 6); // 140 us
+    let after_bus = after_avg & !(0b111 << 6); // 140 us: field 0b000
     let after_shunt = (after_bus & !(0b111 << 3)) | (0b111 << 3); // 8.244 ms
     let after_mode = (after_shunt & !0b111) | 0b011; // shunt+bus single shot
     let after_off = after_mode & !(1 << 13); // channel 2 off
     let after_on = after_off | (1 << 13);
-    for w in [after_avg, after_bus, after_shunt, after_mode, after_off, after_on] {
+    for w in [
+        after_avg,
+        after_bus,
+        after_shunt,
+        after_mode,
+        after_off,
+        after_on,
+    ] {
         all.push(write(CONFIG, w));
     }
     all.push(write(CONFIG, 0x8000 | 0x7127));
@@ -94,7 +105,8 @@ fn each_setter_writes_one_config_word_built_on_the_cached_one() {
     let mut dev = Ina3221::new(Mock::new(&all), Address::Gnd, [5_000; 3]).unwrap();
     dev.set_averaging(AveragingCount::_1024).unwrap();
     dev.set_bus_conversion_time(ConversionTime::Us140).unwrap();
-    dev.set_shunt_conversion_time(ConversionTime::Us8244).unwrap();
+    dev.set_shunt_conversion_time(ConversionTime::Us8244)
+        .unwrap();
     dev.set_mode(Mode::ShuntBusSingleShot).unwrap();
     dev.disable_channel(Channel::Ch2).unwrap();
     dev.enable_channel(Channel::Ch2).unwrap();
@@ -110,7 +122,10 @@ fn a_failed_config_write_leaves_the_cache_unchanged() {
     // The next setter must build on the old word, not on the failed one.
     all.push(write(CONFIG, 0x7126));
     let mut dev = Ina3221::new(Mock::new(&all), Address::Gnd, [5_000; 3]).unwrap();
-    assert_eq!(dev.set_averaging(AveragingCount::_4), Err(Error::I2C(ErrorKind::Bus)));
+    assert_eq!(
+        dev.set_averaging(AveragingCount::_4),
+        Err(Error::I2C(ErrorKind::Bus))
+    );
     dev.set_mode(Mode::BusContinuous).unwrap();
     dev.destroy().done();
 }
@@ -158,7 +173,10 @@ fn conversion_ready_polls_mask_enable_bit_0() {
 #[test]
 fn bus_errors_are_wrapped() {
     let mut dev = device(&[read(BUS_1, 0).with_error(ErrorKind::ArbitrationLoss)]);
-    assert_eq!(dev.bus_voltage_mv(Channel::Ch1), Err(Error::I2C(ErrorKind::ArbitrationLoss)));
+    assert_eq!(
+        dev.bus_voltage_mv(Channel::Ch1),
+        Err(Error::I2C(ErrorKind::ArbitrationLoss))
+    );
     dev.destroy().done();
 }
 
@@ -186,7 +204,11 @@ fn simulator_conversion_ready_needs_a_full_cycle_and_clears_on_read() {
     let mut ina = Ina3221::new(sim, Address::Gnd, [5_000; 3]).unwrap();
     assert_eq!(ina.wait_conversion_ready(3), Err(Error::Timeout));
     assert_eq!(ina.is_conversion_ready(), Ok(true));
-    assert_eq!(ina.is_conversion_ready(), Ok(false), "reading mask/enable clears the flag");
+    assert_eq!(
+        ina.is_conversion_ready(),
+        Ok(false),
+        "reading mask/enable clears the flag"
+    );
 }
 
 #[test]
@@ -221,5 +243,8 @@ fn simulator_full_scale_and_negative_shunt() {
     assert_eq!(ina.current_ua(Channel::Ch3), Ok(-200_000));
     ina.set_shunt_resistance(Channel::Ch2, 1).unwrap();
     assert_eq!(ina.current_ua(Channel::Ch2), Err(Error::OutOfRange));
-    assert_eq!(ina.set_shunt_resistance(Channel::Ch3, 0), Err(Error::InvalidInputData));
+    assert_eq!(
+        ina.set_shunt_resistance(Channel::Ch3, 0),
+        Err(Error::InvalidInputData)
+    );
 }

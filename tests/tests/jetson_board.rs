@@ -21,7 +21,10 @@ fn detects_each_board() {
     let info = detect(&Sysfs::new(b.root())).unwrap();
     assert_eq!(info.kind, BoardKind::XavierNx);
     assert_eq!(info.chip_id, Some(25));
-    assert_eq!(info.model.as_deref(), Some("NVIDIA Jetson Xavier NX Developer Kit"));
+    assert_eq!(
+        info.model.as_deref(),
+        Some("NVIDIA Jetson Xavier NX Developer Kit")
+    );
     // JetPack 5: no fuse parameter, the SoC bus's id instead.
     assert_eq!(kind(&FakeBoard::xavier_nx_jp5()), BoardKind::XavierNx);
     assert_eq!(kind(&FakeBoard::orin_nx_jp6()), BoardKind::Orin);
@@ -58,9 +61,24 @@ fn garbage_in_an_identity_file_is_an_error_naming_it() {
 #[test]
 fn levels_are_read_from_the_board() {
     for (board, cpu, gpu, gpu_name) in [
-        (FakeBoard::xavier_nx_jp4(), &XAVIER_NX_CPU_KHZ[..], &XAVIER_NX_GPU_HZ[..], "17000000.gv11b"),
-        (FakeBoard::orin_nx_jp6(), &ORIN_NX_CPU_KHZ[..], &ORIN_NX_GPU_HZ[..], "17000000.gpu"),
-        (FakeBoard::nano(), &NANO_CPU_KHZ[..], &NANO_GPU_HZ[..], "57000000.gpu"),
+        (
+            FakeBoard::xavier_nx_jp4(),
+            &XAVIER_NX_CPU_KHZ[..],
+            &XAVIER_NX_GPU_HZ[..],
+            "17000000.gv11b",
+        ),
+        (
+            FakeBoard::orin_nx_jp6(),
+            &ORIN_NX_CPU_KHZ[..],
+            &ORIN_NX_GPU_HZ[..],
+            "17000000.gpu",
+        ),
+        (
+            FakeBoard::nano(),
+            &NANO_CPU_KHZ[..],
+            &NANO_GPU_HZ[..],
+            "57000000.gpu",
+        ),
     ] {
         let sysfs = Sysfs::new(board.root());
         let c = CpuFreq::open(&sysfs).unwrap();
@@ -94,10 +112,16 @@ fn report_of_xavier_nx_on_jetpack_4_as_json() {
     assert_eq!(json["model"], "NVIDIA Jetson Xavier NX Developer Kit");
     assert_eq!(json["cpu"]["policies"].as_array().unwrap().len(), 3);
     assert_eq!(json["cpu"]["policies"][1]["name"], "policy2");
-    assert_eq!(json["cpu"]["policies"][1]["cpus"], serde_json::json!([2, 3]));
+    assert_eq!(
+        json["cpu"]["policies"][1]["cpus"],
+        serde_json::json!([2, 3])
+    );
     assert_eq!(json["cpu"]["policies"][0]["governor"], "schedutil");
     assert_eq!(json["cpu"]["levels_khz"].as_array().unwrap().len(), 25);
-    assert_eq!(json["gpu"]["path"], "/sys/devices/gpu.0/devfreq/17000000.gv11b");
+    assert_eq!(
+        json["gpu"]["path"],
+        "/sys/devices/gpu.0/devfreq/17000000.gv11b"
+    );
     assert_eq!(json["gpu"]["governor"], "nvhost_podgov");
     assert_eq!(json["gpu"]["levels_hz"][14], 1_109_250_000);
     assert_eq!(json["power"]["driver"], "iio");
@@ -115,11 +139,17 @@ fn report_of_orin_on_jetpack_6_finds_the_gpu_among_other_devfreq_devices() {
     let r = report(b.root()).unwrap();
     assert_eq!(r.board.name(), "orin");
     let gpu = r.gpu.unwrap();
-    assert_eq!(gpu.path, "/sys/devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu");
+    assert_eq!(
+        gpu.path,
+        "/sys/devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu"
+    );
     assert_eq!(gpu.levels_hz, ORIN_NX_GPU_HZ);
     let power = r.power.unwrap();
     assert_eq!(power.driver, SensorDriver::Hwmon);
-    assert_eq!(power.devices, vec!["/sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1".to_string()]);
+    assert_eq!(
+        power.devices,
+        vec!["/sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1".to_string()]
+    );
     assert_eq!(power.update_interval_ms, Some(6));
     assert_eq!(r.rails[0].power_mw, 7_000);
 }
@@ -127,9 +157,24 @@ fn report_of_orin_on_jetpack_6_finds_the_gpu_among_other_devfreq_devices() {
 #[test]
 fn hwmon_and_iio_monitors_read_the_module_input() {
     for (board, driver, label, mw) in [
-        (FakeBoard::xavier_nx_jp4(), SensorDriver::Iio, "VDD_IN", 4_846),
-        (FakeBoard::xavier_nx_jp5(), SensorDriver::Hwmon, "VDD_IN", 4_846),
-        (FakeBoard::orin_nx_jp6(), SensorDriver::Hwmon, "VDD_IN", 7_000),
+        (
+            FakeBoard::xavier_nx_jp4(),
+            SensorDriver::Iio,
+            "VDD_IN",
+            4_846,
+        ),
+        (
+            FakeBoard::xavier_nx_jp5(),
+            SensorDriver::Hwmon,
+            "VDD_IN",
+            4_846,
+        ),
+        (
+            FakeBoard::orin_nx_jp6(),
+            SensorDriver::Hwmon,
+            "VDD_IN",
+            7_000,
+        ),
         (FakeBoard::nano(), SensorDriver::Iio, "POM_5V_IN", 3_000),
     ] {
         let m = PowerMonitor::discover(&Sysfs::new(board.root())).unwrap();
@@ -148,8 +193,14 @@ fn hwmon_power_follows_the_files_on_every_read() {
     let b = FakeBoard::xavier_nx_jp5();
     let m = PowerMonitor::discover(&Sysfs::new(b.root())).unwrap();
     let mut p = m.module_input_power().unwrap();
-    assert_eq!(m.update_interval(), Some(std::time::Duration::from_millis(6)));
-    b.file("/sys/bus/i2c/drivers/ina3221/7-0040/hwmon/hwmon5/curr1_input", "2000\n");
+    assert_eq!(
+        m.update_interval(),
+        Some(std::time::Duration::from_millis(6))
+    );
+    b.file(
+        "/sys/bus/i2c/drivers/ina3221/7-0040/hwmon/hwmon5/curr1_input",
+        "2000\n",
+    );
     assert!((p.power_w().unwrap() - 10.096).abs() < 1e-9);
 }
 
@@ -160,7 +211,10 @@ fn a_missing_sensor_is_a_clear_error() {
     let err = PowerMonitor::discover(&Sysfs::new(b.root())).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("INA3221") && msg.contains("sys/bus/i2c/drivers"), "{msg}");
+    assert!(
+        msg.contains("INA3221") && msg.contains("sys/bus/i2c/drivers"),
+        "{msg}"
+    );
 
     // A bound driver whose rail the caller names wrongly.
     let b = FakeBoard::nano();
@@ -169,7 +223,10 @@ fn a_missing_sensor_is_a_clear_error() {
     assert!(err.to_string().contains("POM_5V_GPU"), "{err}");
 
     // A rail file that vanished after discovery: the read names the file.
-    std::fs::remove_file(b.path("/sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0/in_power0_input")).unwrap();
+    std::fs::remove_file(
+        b.path("/sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0/in_power0_input"),
+    )
+    .unwrap();
     let err = m.read("POM_5V_IN").unwrap_err();
     assert!(matches!(err, Error::Read { .. }));
     assert!(err.to_string().contains("in_power0_input"), "{err}");
@@ -178,9 +235,21 @@ fn a_missing_sensor_is_a_clear_error() {
 #[test]
 fn a_board_without_module_input_rail_says_which_rails_it_has() {
     let b = FakeBoard::empty();
-    b.hwmon("1-0040", 2, &[("VDD_GPU_SOC", 5000, 100), ("VDD_CPU_CV", 5000, 100), ("VIN_SYS_5V0", 5000, 300)], 6);
+    b.hwmon(
+        "1-0040",
+        2,
+        &[
+            ("VDD_GPU_SOC", 5000, 100),
+            ("VDD_CPU_CV", 5000, 100),
+            ("VIN_SYS_5V0", 5000, 300),
+        ],
+        6,
+    );
     let m = PowerMonitor::discover(&Sysfs::new(b.root())).unwrap();
     let err = m.module_input_power().unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("VDD_IN") && msg.contains("VIN_SYS_5V0"), "{msg}");
+    assert!(
+        msg.contains("VDD_IN") && msg.contains("VIN_SYS_5V0"),
+        "{msg}"
+    );
 }

@@ -15,21 +15,32 @@ fn with_kernel(board: &FakeBoard) -> (Sysfs, Arc<FakeKernel>) {
 }
 
 fn pairs(v: &[(&str, u32)]) -> Vec<(String, String)> {
-    v.iter().map(|(f, x)| (f.to_string(), x.to_string())).collect()
+    v.iter()
+        .map(|(f, x)| (f.to_string(), x.to_string()))
+        .collect()
 }
 
 fn cpu_limits(b: &FakeBoard, policy: &str) -> (String, String) {
     let d = format!("/sys/devices/system/cpu/cpufreq/{policy}");
-    (b.read(&format!("{d}/scaling_min_freq")), b.read(&format!("{d}/scaling_max_freq")))
+    (
+        b.read(&format!("{d}/scaling_min_freq")),
+        b.read(&format!("{d}/scaling_max_freq")),
+    )
 }
 
 #[test]
 fn the_fake_kernel_refuses_min_above_max() {
     let b = FakeBoard::xavier_nx_jp5();
-    b.file("/sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq", "115200\n");
+    b.file(
+        "/sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq",
+        "115200\n",
+    );
     let (sysfs, kernel) = with_kernel(&b);
     let err = sysfs
-        .write(&b.path("/sys/devices/system/cpu/cpufreq/policy0/scaling_min_freq"), "1907200")
+        .write(
+            &b.path("/sys/devices/system/cpu/cpufreq/policy0/scaling_min_freq"),
+            "1907200",
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Write { .. }), "{err}");
     assert!(!kernel.log()[0].accepted);
@@ -59,14 +70,24 @@ fn raising_writes_max_then_min_and_moving_down_inside_min_first() {
     cpu.set_level(0).unwrap();
     let before = kernel.log().len();
     cpu.set_level(24).unwrap();
-    let up = [("scaling_max_freq", 1_907_200), ("scaling_min_freq", 1_907_200)];
+    let up = [
+        ("scaling_max_freq", 1_907_200),
+        ("scaling_min_freq", 1_907_200),
+    ];
     assert_eq!(kernel.accepted()[before..], pairs(&[up, up, up].concat()));
     assert_eq!(cpu.read_back().unwrap(), 1_907_200);
     let before = kernel.log().len();
     cpu.set_level(10).unwrap();
     let down = [("scaling_min_freq", 883_200), ("scaling_max_freq", 883_200)];
-    assert_eq!(kernel.accepted()[before..], pairs(&[down, down, down].concat()));
-    assert!(kernel.log().iter().all(|w| w.accepted), "{:?}", kernel.log());
+    assert_eq!(
+        kernel.accepted()[before..],
+        pairs(&[down, down, down].concat())
+    );
+    assert!(
+        kernel.log().iter().all(|w| w.accepted),
+        "{:?}",
+        kernel.log()
+    );
 }
 
 #[test]
@@ -86,7 +107,11 @@ fn gpu_pinning_orders_writes_the_same_way() {
         ])
     );
     assert_eq!(gpu.read_back().unwrap(), ORIN_NX_GPU_HZ[6]);
-    assert!(kernel.log()[0].path.starts_with("/sys/class/devfreq/17000000.gpu/"));
+    assert!(
+        kernel.log()[0]
+            .path
+            .starts_with("/sys/class/devfreq/17000000.gpu/")
+    );
 }
 
 #[test]
@@ -98,8 +123,14 @@ fn hand_over_restores_governor_and_full_range() {
     cpu.set_level(3).unwrap();
     gpu.set_level(2).unwrap();
     // Someone switched to userspace meanwhile.
-    b.file("/sys/devices/system/cpu/cpufreq/policy2/scaling_governor", "userspace\n");
-    b.file("/sys/devices/gpu.0/devfreq/17000000.gv11b/governor", "userspace\n");
+    b.file(
+        "/sys/devices/system/cpu/cpufreq/policy2/scaling_governor",
+        "userspace\n",
+    );
+    b.file(
+        "/sys/devices/gpu.0/devfreq/17000000.gv11b/governor",
+        "userspace\n",
+    );
     cpu.hand_over().unwrap();
     gpu.hand_over().unwrap();
     assert_eq!(cpu.governors().unwrap(), vec!["schedutil"; 3]);
@@ -110,17 +141,27 @@ fn hand_over_restores_governor_and_full_range() {
     let g = "/sys/devices/gpu.0/devfreq/17000000.gv11b";
     assert_eq!(b.read(&format!("{g}/min_freq")), "114750000");
     assert_eq!(b.read(&format!("{g}/max_freq")), "1109250000");
-    assert!(kernel.log().iter().all(|w| w.accepted), "{:?}", kernel.log());
+    assert!(
+        kernel.log().iter().all(|w| w.accepted),
+        "{:?}",
+        kernel.log()
+    );
 }
 
 #[test]
 fn hand_over_falls_back_to_the_governor_found_at_open() {
     let b = FakeBoard::empty();
     b.cpu_policy(0, &[0], &XAVIER_NX_CPU_KHZ, "ondemand");
-    b.file("/sys/devices/system/cpu/cpufreq/policy0/scaling_available_governors", "ondemand userspace\n");
+    b.file(
+        "/sys/devices/system/cpu/cpufreq/policy0/scaling_available_governors",
+        "ondemand userspace\n",
+    );
     let (sysfs, _kernel) = with_kernel(&b);
     let mut cpu = CpuFreq::open(&sysfs).unwrap();
-    b.file("/sys/devices/system/cpu/cpufreq/policy0/scaling_governor", "userspace\n");
+    b.file(
+        "/sys/devices/system/cpu/cpufreq/policy0/scaling_governor",
+        "userspace\n",
+    );
     cpu.hand_over().unwrap();
     assert_eq!(cpu.governors().unwrap(), vec!["ondemand"]);
 }
@@ -130,7 +171,13 @@ fn a_level_past_the_table_is_refused_before_any_write() {
     let b = FakeBoard::nano();
     let (sysfs, kernel) = with_kernel(&b);
     let mut cpu = CpuFreq::open(&sysfs).unwrap();
-    assert!(matches!(cpu.set_level(15), Err(Error::LevelOutOfRange { index: 15, levels: 15 })));
+    assert!(matches!(
+        cpu.set_level(15),
+        Err(Error::LevelOutOfRange {
+            index: 15,
+            levels: 15
+        })
+    ));
     assert!(kernel.log().is_empty());
 }
 
@@ -139,13 +186,23 @@ fn a_failing_second_write_is_undone_and_earlier_policies_rolled_back() {
     let b = FakeBoard::xavier_nx_jp5();
     let (sysfs, kernel) = with_kernel(&b);
     let mut cpu = CpuFreq::open(&sysfs).unwrap();
-    kernel.fail("/sys/devices/system/cpu/cpufreq/policy2/scaling_max_freq", ErrorKind::Other);
+    kernel.fail(
+        "/sys/devices/system/cpu/cpufreq/policy2/scaling_max_freq",
+        ErrorKind::Other,
+    );
     let err = cpu.set_level(5).unwrap_err();
     assert!(matches!(err, Error::Write { .. }), "{err}");
-    assert!(err.to_string().contains("policy2/scaling_max_freq"), "{err}");
+    assert!(
+        err.to_string().contains("policy2/scaling_max_freq"),
+        "{err}"
+    );
     // Nothing half-applied: every policy has its old limits.
     for p in POLICIES {
-        assert_eq!(cpu_limits(&b, p), ("115200".into(), "1907200".into()), "{p}");
+        assert_eq!(
+            cpu_limits(&b, p),
+            ("115200".into(), "1907200".into()),
+            "{p}"
+        );
     }
     let d = "/sys/devices/system/cpu/cpufreq";
     let expected = [
@@ -164,7 +221,10 @@ fn a_failing_second_write_is_undone_and_earlier_policies_rolled_back() {
         .filter(|w| w.accepted)
         .map(|w| (w.path, w.value))
         .collect();
-    let expected: Vec<(String, String)> = expected.into_iter().map(|(p, v)| (p, v.to_string())).collect();
+    let expected: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(p, v)| (p, v.to_string()))
+        .collect();
     assert_eq!(accepted, expected);
     assert_eq!(kernel.log().iter().filter(|w| !w.accepted).count(), 1);
 }
@@ -174,12 +234,21 @@ fn a_denied_write_names_the_file_and_says_run_as_root() {
     let b = FakeBoard::orin_nx_jp6();
     let (sysfs, kernel) = with_kernel(&b);
     let mut gpu = GpuFreq::open(&sysfs).unwrap();
-    kernel.fail("/sys/class/devfreq/17000000.gpu/min_freq", ErrorKind::PermissionDenied);
+    kernel.fail(
+        "/sys/class/devfreq/17000000.gpu/min_freq",
+        ErrorKind::PermissionDenied,
+    );
     let err = gpu.set_level(0).unwrap_err();
     assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("17000000.gpu/min_freq") && msg.contains("run as root"), "{msg}");
-    assert!(kernel.accepted().is_empty(), "nothing to undo: nothing was written");
+    assert!(
+        msg.contains("17000000.gpu/min_freq") && msg.contains("run as root"),
+        "{msg}"
+    );
+    assert!(
+        kernel.accepted().is_empty(),
+        "nothing to undo: nothing was written"
+    );
 }
 
 /// The kernel itself denies the write: the knob runs in a child process as user
@@ -206,16 +275,27 @@ fn the_kernel_denying_a_write_names_the_file_and_says_run_as_root() {
     }
     use std::os::unix::process::CommandExt;
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "the_kernel_denying_a_write_names_the_file_and_says_run_as_root", "--nocapture"])
+        .args([
+            "--exact",
+            "the_kernel_denying_a_write_names_the_file_and_says_run_as_root",
+            "--nocapture",
+        ])
         .env(CHILD, b.root())
         .uid(65534)
         .gid(65534)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
-    assert_eq!(cpu_limits(&b, "policy0"), ("115200".into(), "1907200".into()));
+    assert!(
+        text.contains("1 passed"),
+        "the child did not run the test:\n{text}"
+    );
+    assert_eq!(
+        cpu_limits(&b, "policy0"),
+        ("115200".into(), "1907200".into())
+    );
 }
 
 fn expect_denied(root: &std::path::Path) {
@@ -223,5 +303,8 @@ fn expect_denied(root: &std::path::Path) {
     let err = cpu.set_level(0).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::PermissionDenied { .. }), "{msg}");
-    assert!(msg.contains("policy0/scaling_min_freq") && msg.contains("run as root"), "{msg}");
+    assert!(
+        msg.contains("policy0/scaling_min_freq") && msg.contains("run as root"),
+        "{msg}"
+    );
 }
