@@ -177,6 +177,8 @@ pub enum Phase {
 pub struct Completion {
     /// Requests completed by this batch.
     pub served: usize,
+    /// Energy charged to each of them, joules (per the energy scope).
+    pub energy_j: f64,
     /// The window this batch closed, if any.
     pub window: Option<WindowReport>,
     /// The config to apply before the next batch, when it changes.
@@ -395,6 +397,7 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
         self.served += n as u64;
         let mut completion = Completion {
             served: n,
+            energy_j: per_request_j,
             window: None,
             apply: None,
         };

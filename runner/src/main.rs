@@ -1,1 +1,45 @@
-fn main() {}
+//! `ecoedge`: serve, simulate and compare DNN inference with online tuning of CPU
+//! clock, GPU clock and batch size (see `ecoedge --help`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod apply;
+mod cmd;
+mod device;
+mod metrics;
+mod report;
+mod sim;
+mod units;
+mod workload;
+
+/// EcoEdge: DNN inference on edge boards at the lowest energy and latency.
+#[derive(Debug, Parser)]
+#[command(name = "ecoedge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One optimizer, one workload, in virtual time on a simulated board.
+    Sim(cmd::sim::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => cmd::sim::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the outermost context names the input, the causes say why.
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

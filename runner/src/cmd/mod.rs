@@ -1,0 +1,3 @@
+//! One module per subcommand: argument parsing and output; the work lives elsewhere.
+
+pub mod sim;

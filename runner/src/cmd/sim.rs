@@ -1,0 +1,259 @@
+//! `ecoedge sim`: one optimizer, one workload, in virtual time.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use ecoedge_core::controller::Settings;
+use ecoedge_core::cost::{Alpha, EnergyScope};
+use ecoedge_core::optimizer::{AnyOptimizer, Fixed, by_name};
+use ecoedge_core::window::WindowSettings;
+
+use crate::device;
+use crate::report::{self, BaselineJson, ConfigJson, Summary};
+use crate::sim::model::DeviceModel;
+use crate::sim::{Outcome, SimSetup, Stop, oracle, simulate, space_of};
+use crate::units::parse_duration_us;
+use crate::workload::Workload;
+
+/// Which lower search limits to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Limits {
+    /// The full space the slides describe (default).
+    Full,
+    /// The original code's limits: CPU and GPU level index 4, batch 4.
+    Original,
+}
+
+/// How windows are measured and costs weighed; shared by `sim` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct MeasureArgs {
+    /// Weight of energy in the cost (0 = latency only, 1 = energy only).
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
+    /// Requests per measurement window.
+    #[arg(long, default_value_t = 416)]
+    pub window: u32,
+    /// Requests discarded after a config change.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: u32,
+    /// Energy charged to requests: everything the meter saw, or only batch time.
+    #[arg(long, value_enum, default_value_t = Scope::Total)]
+    pub scope: Scope,
+    /// Release a partial batch once its oldest request waited this long (e.g. 100ms); off by default.
+    #[arg(long, value_parser = parse_duration_us)]
+    pub max_wait: Option<u64>,
+    /// Lower search limits.
+    #[arg(long, value_enum, default_value_t = Limits::Full)]
+    pub limits: Limits,
+}
+
+/// Energy scope on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scope {
+    /// Idle energy between batches included.
+    Total,
+    /// Only energy while batches run (the original's measurement).
+    Active,
+}
+
+impl MeasureArgs {
+    /// Controller settings and lower limits from the flags.
+    pub fn settings(&self) -> Result<(Settings, [usize; 3])> {
+        let window = WindowSettings {
+            requests: self.window,
+            warmup: self.warmup,
+            alpha: Alpha::new(self.alpha).map_err(|e| anyhow::anyhow!("--alpha: {e}"))?,
+            scope: match self.scope {
+                Scope::Total => EnergyScope::Total,
+                Scope::Active => EnergyScope::Active,
+            },
+        };
+        window.validate().map_err(|e| {
+            anyhow::anyhow!("--window {} --warmup {}: {e}", self.window, self.warmup)
+        })?;
+        let settings = Settings {
+            window,
+            max_wait: self.max_wait.map(ecoedge_core::time::Duration::from_micros),
+            ..Settings::default()
+        };
+        let limits = match self.limits {
+            Limits::Full => [0; 3],
+            Limits::Original => [4, 4, 3],
+        };
+        Ok((settings, limits))
+    }
+}
+
+/// Arguments of `ecoedge sim`.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Device model: `xavier-nx` or a profile CSV file.
+    #[arg(long, default_value = "xavier-nx")]
+    pub device: String,
+    /// DNN: resnet50 or bert-tiny.
+    #[arg(long, default_value = "resnet50")]
+    pub model: String,
+    /// Workload, e.g. fixed:50ms, bursty:10@500ms, poisson:20, trace:twitter, file:PATH.
+    #[arg(long, default_value = "fixed:50ms")]
+    pub workload: String,
+    /// Optimizer: ecogd, grid, linear, dvfs, mab, mab-joint, bayes, random, oracle, fixed:CPU,GPU,BATCH or fixed:max.
+    #[arg(long, default_value = "ecogd")]
+    pub optimizer: String,
+    /// Stop after this many windows (default 1000 for synthetic workloads).
+    #[arg(long, conflicts_with = "duration")]
+    pub windows: Option<u32>,
+    /// Stop after this much virtual time, e.g. 3h (default for traces).
+    #[arg(long, value_parser = parse_duration_us)]
+    pub duration: Option<u64>,
+    /// Seed of every random stream.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Write requests.csv, windows.csv and summary.json here.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Print the summary as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The setup the flags describe.
+pub fn setup(
+    workload: &Workload,
+    seed: u64,
+    windows: Option<u32>,
+    duration: Option<u64>,
+    measure: &MeasureArgs,
+) -> Result<SimSetup> {
+    let mut setup = SimSetup::new(workload.clone(), seed);
+    let (settings, limits) = measure.settings()?;
+    setup.settings = settings;
+    setup.lower_limits = limits;
+    if let Some(n) = windows {
+        if n == 0 {
+            bail!("--windows must be at least 1");
+        }
+        setup.stop = Stop::Windows(n);
+    }
+    if let Some(d) = duration {
+        if d == 0 {
+            bail!("--duration must be positive");
+        }
+        setup.stop = Stop::Duration(d);
+    }
+    Ok(setup)
+}
+
+/// Runs optimizer `name` (or the oracle) on `model` under `setup`.
+pub fn simulate_named(model: &dyn DeviceModel, name: &str, setup: &SimSetup) -> Result<Outcome> {
+    let space = space_of(model, setup.lower_limits)?;
+    let optimizer: AnyOptimizer = if name == "oracle" {
+        let baseline = oracle::reference_baseline(model, setup)?;
+        AnyOptimizer::Fixed(Fixed::new(
+            oracle::best_static(model, setup, &baseline)?.config,
+        ))
+    } else {
+        by_name(name, &space, setup.seed).map_err(|e| anyhow::anyhow!("--optimizer: {e}"))?
+    };
+    simulate(model, optimizer, setup)
+}
+
+/// `ecoedge sim`.
+pub fn run(args: &SimArgs) -> Result<()> {
+    let dnn = device::dnn(&args.model)?;
+    let model = device::model(&args.device, dnn)?;
+    let workload = Workload::parse(&args.workload)?;
+    let setup = setup(
+        &workload,
+        args.seed,
+        args.windows,
+        args.duration,
+        &args.measure,
+    )?;
+    let out = simulate_named(model.as_ref(), &args.optimizer, &setup)?;
+    let (requests, latency_s, energy, cost) = report::figures(
+        &out.served,
+        out.arrived,
+        out.refused,
+        out.baseline,
+        setup.settings.window.alpha,
+        setup.settings.window.scope,
+        "estimated",
+    );
+    let summary = Summary {
+        board: "sim".into(),
+        device: Some(args.device.clone()),
+        model: args.model.clone(),
+        workload: workload.to_string(),
+        optimizer: args.optimizer.clone(),
+        seed: args.seed,
+        requests,
+        latency_s,
+        energy_j_per_request: energy,
+        cost,
+        baseline: out.baseline.map(|b| BaselineJson {
+            energy_j: b.energy_j(),
+            latency_s: b.latency_s(),
+        }),
+        windows: out.windows.len(),
+        final_config: ConfigJson::new(&out.space, &out.final_config),
+    };
+    if let Some(dir) = &args.log_dir {
+        report::write_logs(dir, &out.space, &out.served, &out.windows, &summary)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_summary(&summary, out.end_us);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Summary, end_us: u64) {
+    let c = s.final_config;
+    println!(
+        "{} on {} ({}), {} with {}, seed {}: {:.0} s of virtual time, {} windows",
+        s.model,
+        s.device.as_deref().unwrap_or(&s.board),
+        s.board,
+        s.workload,
+        s.optimizer,
+        s.seed,
+        end_us as f64 * 1e-6,
+        s.windows
+    );
+    let r = s.requests;
+    println!(
+        "requests: {} arrived, {} served, {} refused, {} pending",
+        r.arrived, r.served, r.refused, r.pending
+    );
+    let l = s.latency_s;
+    println!(
+        "latency:  mean {:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+        l.mean * 1e3,
+        l.p50 * 1e3,
+        l.p95 * 1e3,
+        l.p99 * 1e3
+    );
+    println!(
+        "energy:   {:.1} mJ per request ({}, {})",
+        s.energy_j_per_request.mean * 1e3,
+        s.energy_j_per_request.scope,
+        s.energy_j_per_request.source
+    );
+    println!(
+        "cost:     mean {:.3}, p99 {:.3} (1 = every knob at max)",
+        s.cost.mean, s.cost.p99
+    );
+    let khz = |v: Option<u32>| v.map_or("governor".to_string(), |v| format!("{} MHz", v / 1000));
+    let hz =
+        |v: Option<u32>| v.map_or("governor".to_string(), |v| format!("{} MHz", v / 1_000_000));
+    println!(
+        "final:    CPU {}, GPU {}, batch {}",
+        khz(c.cpu_khz),
+        hz(c.gpu_hz),
+        c.batch
+    );
+}

@@ -1,0 +1,244 @@
+//! What a run reports: the summary JSON of CLI.md and the CSV logs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ecoedge_core::cost::{Alpha, Baseline, EnergyScope};
+use ecoedge_core::space::{Config, Knob, Space};
+use ecoedge_core::window::WindowReport;
+use serde::Serialize;
+
+use crate::metrics::PhaseStats;
+use crate::sim::Served;
+
+/// Request counts: every request that arrived is in exactly one of the others.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Requests {
+    /// Requests that arrived.
+    pub arrived: u64,
+    /// Requests served.
+    pub served: u64,
+    /// Requests refused by the full queue.
+    pub refused: u64,
+    /// Requests still waiting at the end (queued or in a partial batch).
+    pub pending: u64,
+}
+
+/// Latency figures, seconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Energy per request.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Energy {
+    /// Mean, joules.
+    pub mean: f64,
+    /// `total` or `active`.
+    pub scope: &'static str,
+    /// `measured` or `estimated`.
+    pub source: &'static str,
+}
+
+/// Cost figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Cost {
+    /// Mean per-request cost.
+    pub mean: f64,
+    /// 99th percentile per-request cost.
+    pub p99: f64,
+}
+
+/// E0 and L0.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BaselineJson {
+    /// Energy per request at the maximum config, joules.
+    pub energy_j: f64,
+    /// Latency per request at the maximum config, seconds.
+    pub latency_s: f64,
+}
+
+/// A config in physical units (null where the board has no such knob or the OS
+/// governor sets it).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ConfigJson {
+    /// CPU clock, kHz.
+    pub cpu_khz: Option<u32>,
+    /// GPU clock, Hz.
+    pub gpu_hz: Option<u32>,
+    /// Batch size.
+    pub batch: u32,
+}
+
+impl ConfigJson {
+    /// `config` in the units of `space`.
+    pub fn new(space: &Space, config: &Config) -> Self {
+        ConfigJson {
+            cpu_khz: space.knob_value(config, Knob::Cpu),
+            gpu_hz: space.knob_value(config, Knob::Gpu),
+            batch: space.batch_size(config),
+        }
+    }
+}
+
+/// The summary of `run` and `sim` (CLI.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `sim`, `host` or `jetson`.
+    pub board: String,
+    /// Device model (`sim` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// DNN.
+    pub model: String,
+    /// Workload spec.
+    pub workload: String,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Request counts.
+    pub requests: Requests,
+    /// Latency.
+    pub latency_s: Latency,
+    /// Energy per request.
+    pub energy_j_per_request: Energy,
+    /// Cost against `baseline`.
+    pub cost: Cost,
+    /// The baseline costs are normalised by.
+    pub baseline: Option<BaselineJson>,
+    /// Windows closed (calibration included).
+    pub windows: usize,
+    /// The config at the end.
+    pub final_config: ConfigJson,
+}
+
+/// Builds the figures part of a summary from served requests.
+#[allow(clippy::too_many_arguments)]
+pub fn figures(
+    served: &[Served],
+    arrived: u64,
+    refused: u64,
+    baseline: Option<Baseline>,
+    alpha: Alpha,
+    scope: EnergyScope,
+    source: &'static str,
+) -> (Requests, Latency, Energy, Cost) {
+    let b = baseline.unwrap_or(Baseline::new(1.0, 1.0).expect("positive"));
+    let s = PhaseStats::of(served, &b, alpha, refused);
+    let known = |x: f64| if baseline.is_some() { x } else { f64::NAN };
+    (
+        Requests {
+            arrived,
+            served: served.len() as u64,
+            refused,
+            pending: arrived - refused - served.len() as u64,
+        },
+        Latency {
+            mean: s.mean_latency_s,
+            p50: s.p50_latency_s,
+            p95: s.p95_latency_s,
+            p99: s.p99_latency_s,
+        },
+        Energy {
+            mean: s.mean_energy_j,
+            scope: scope.name(),
+            source,
+        },
+        Cost {
+            mean: known(s.mean_cost),
+            p99: known(s.p99_cost),
+        },
+    )
+}
+
+/// One row of `requests.csv`.
+#[derive(Debug, Serialize)]
+struct RequestRow {
+    arrival_s: f64,
+    done_s: f64,
+    latency_s: f64,
+    energy_j: f64,
+    window: u32,
+}
+
+/// One row of `windows.csv`.
+#[derive(Debug, Serialize)]
+struct WindowRow {
+    window: u32,
+    end_s: f64,
+    cpu_khz: Option<u32>,
+    gpu_hz: Option<u32>,
+    batch: u32,
+    requests: u32,
+    discarded: u32,
+    energy_j: f64,
+    latency_s: f64,
+    latency_p95_s: f32,
+    latency_p99_s: f32,
+    cost_mean: f64,
+    cost_p95: Option<f32>,
+    cost_p99: Option<f32>,
+    arrival_rate_hz: f64,
+}
+
+/// Writes `requests.csv`, `windows.csv` and `summary.json` into `dir`.
+pub fn write_logs(
+    dir: &Path,
+    space: &Space,
+    served: &[Served],
+    windows: &[WindowReport],
+    summary: &Summary,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+    let path = dir.join("requests.csv");
+    let mut w = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    for s in served {
+        w.serialize(RequestRow {
+            arrival_s: s.arrival_us as f64 * 1e-6,
+            done_s: s.done_us as f64 * 1e-6,
+            latency_s: s.latency_s(),
+            energy_j: s.energy_j,
+            window: s.window,
+        })?;
+    }
+    w.flush()?;
+    let path = dir.join("windows.csv");
+    let mut w = csv::Writer::from_path(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    for r in windows {
+        let c = ConfigJson::new(space, &r.config);
+        w.serialize(WindowRow {
+            window: r.index,
+            end_s: r.end.as_secs_f64(),
+            cpu_khz: c.cpu_khz,
+            gpu_hz: c.gpu_hz,
+            batch: c.batch,
+            requests: r.requests,
+            discarded: r.discarded,
+            energy_j: r.energy_j,
+            latency_s: r.latency_s,
+            latency_p95_s: r.latency_p95_s,
+            latency_p99_s: r.latency_p99_s,
+            cost_mean: r.cost.mean,
+            cost_p95: r.cost.p95,
+            cost_p99: r.cost.p99,
+            arrival_rate_hz: r.arrival_rate_hz,
+        })?;
+    }
+    w.flush()?;
+    let path = dir.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(summary)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

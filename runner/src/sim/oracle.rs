@@ -1,0 +1,97 @@
+//! The oracle: the best static config for a workload, found by simulation.
+//!
+//! Only a simulator can know it: every config of the space is simulated without
+//! noise (ideal meter, no jitter) and ranked by mean per-request cost against one
+//! reference baseline; configs that refuse requests rank after all that do not.
+//! Simulating all 6000 configs over a 3-hour trace would take minutes, so the
+//! search has two stages: every config over the first [`SCREEN_WINDOWS`] windows
+//! of the workload, then the [`FINALISTS`] best over the full run. The result is
+//! the physical limit a static choice can reach on that workload.
+
+use anyhow::Result;
+use ecoedge_core::cost::{Alpha, Baseline};
+use ecoedge_core::optimizer::Fixed;
+use ecoedge_core::space::Config;
+use rayon::prelude::*;
+
+use super::model::DeviceModel;
+use super::{SimSetup, Stop, simulate, space_of};
+use crate::metrics::PhaseStats;
+
+/// Windows of the screening stage.
+pub const SCREEN_WINDOWS: u32 = 12;
+/// Configs carried into the full-length stage.
+pub const FINALISTS: usize = 12;
+
+/// The oracle's answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StaticBest {
+    /// The best static config.
+    pub config: Config,
+    /// Its mean per-request cost over the full run, noise off.
+    pub mean_cost: f64,
+}
+
+/// Mean energy and latency per request with every knob at its maximum, noise
+/// off, over the setup's full run: the `E0, L0` every optimizer on this
+/// workload is judged against.
+pub fn reference_baseline(model: &dyn DeviceModel, setup: &SimSetup) -> Result<Baseline> {
+    let mut quiet = setup.noiseless();
+    // Calibration would measure the same thing; a dummy baseline skips it.
+    quiet.settings.baseline = Some(Baseline::new(1.0, 1.0)?);
+    let out = simulate(model, Fixed::max(), &quiet)?;
+    let s = PhaseStats::of(
+        &out.served,
+        &Baseline::new(1.0, 1.0)?,
+        Alpha::default(),
+        out.refused,
+    );
+    Ok(Baseline::new(s.mean_energy_j, s.mean_latency_s)?)
+}
+
+/// Ranks `configs` by (refused any, mean cost) over `stop`.
+fn rank(
+    model: &dyn DeviceModel,
+    setup: &SimSetup,
+    baseline: &Baseline,
+    configs: &[Config],
+    stop: Stop,
+) -> Result<Vec<(bool, f64, Config)>> {
+    let mut quiet = setup.noiseless();
+    quiet.stop = stop;
+    quiet.settings.baseline = Some(*baseline);
+    let alpha = quiet.settings.window.alpha;
+    let mut ranked = configs
+        .par_iter()
+        .map(|&c| {
+            let out = simulate(model, Fixed::new(c), &quiet)?;
+            let s = PhaseStats::of(&out.served, baseline, alpha, out.refused);
+            Ok((out.refused > 0, s.mean_cost, c))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ranked.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    Ok(ranked)
+}
+
+/// The best static config for `setup`'s workload, judged against `baseline`.
+pub fn best_static(
+    model: &dyn DeviceModel,
+    setup: &SimSetup,
+    baseline: &Baseline,
+) -> Result<StaticBest> {
+    let space = space_of(model, setup.lower_limits)?;
+    let dims = space.dims();
+    let mut all = Vec::with_capacity(space.size());
+    for c in dims[0].lower()..dims[0].len() {
+        for g in dims[1].lower()..dims[1].len() {
+            for b in dims[2].lower()..dims[2].len() {
+                all.push(space.config(&[c, g, b])?);
+            }
+        }
+    }
+    let screened = rank(model, setup, baseline, &all, Stop::Windows(SCREEN_WINDOWS))?;
+    let finalists: Vec<Config> = screened.iter().take(FINALISTS).map(|r| r.2).collect();
+    let best = rank(model, setup, baseline, &finalists, setup.stop)?;
+    let (_, mean_cost, config) = best[0];
+    Ok(StaticBest { config, mean_cost })
+}

@@ -1,0 +1,276 @@
+//! Device profiles: a measured table of latency and power per config.
+//!
+//! Format (CSV with this exact header; one row per measured config; any subset
+//! of configs may be given):
+//!
+//! ```text
+//! cpu_khz,gpu_hz,batch,latency_s,busy_power_w,idle_power_w
+//! 1907200,1109250000,16,0.1993,14.93,5.0
+//! ```
+//!
+//! The levels of the profiled device are the distinct `cpu_khz` and `gpu_hz`
+//! values, batch sizes run from 1 to the largest given. Configs not in the file are
+//! filled at load time by inverse-distance weighting (power 2) over the measured
+//! rows in normalised level-index space, so lookups during simulation are a table
+//! read. A profiling run on a board writes this format; so does any
+//! [`DeviceModel`] through [`write_profile`].
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+
+use super::model::DeviceModel;
+
+/// The header line of a profile file.
+pub const HEADER: &str = "cpu_khz,gpu_hz,batch,latency_s,busy_power_w,idle_power_w";
+
+/// A device model read from a profile file.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    cpu: Vec<u32>,
+    gpu: Vec<u32>,
+    max_batch: u32,
+    /// `[latency_s, busy_power_w, idle_power_w]` per (cpu, gpu, batch - 1).
+    table: Vec<[f64; 3]>,
+}
+
+impl Profile {
+    /// Reads and validates a profile file; errors name the file and line.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("cannot read device profile {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow!("{}:{e}", path.display()))
+    }
+
+    /// Parses profile text; errors start with the line number.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        match lines.next() {
+            Some((_, h)) if h.trim() == HEADER => {}
+            Some((i, h)) => bail!("{}: header must be `{HEADER}`, found `{}`", i + 1, h.trim()),
+            None => bail!("1: empty profile"),
+        }
+        let mut rows: Vec<(u32, u32, u32, [f64; 3])> = Vec::new();
+        for (i, line) in lines {
+            let n = i + 1;
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            if f.len() != 6 {
+                bail!("{n}: expected 6 fields, found {}", f.len());
+            }
+            let int = |k: usize, what: &str| -> Result<u32> {
+                f[k].parse::<u32>()
+                    .ok()
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| anyhow!("{n}: {what} `{}` is not a positive integer", f[k]))
+            };
+            let real = |k: usize, what: &str| -> Result<f64> {
+                f[k].parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .ok_or_else(|| anyhow!("{n}: {what} `{}` is not a positive number", f[k]))
+            };
+            let row = (
+                int(0, "cpu_khz")?,
+                int(1, "gpu_hz")?,
+                int(2, "batch")?,
+                [
+                    real(3, "latency_s")?,
+                    real(4, "busy_power_w")?,
+                    real(5, "idle_power_w")?,
+                ],
+            );
+            if rows
+                .iter()
+                .any(|r| (r.0, r.1, r.2) == (row.0, row.1, row.2))
+            {
+                bail!("{n}: config {},{},{} appears twice", row.0, row.1, row.2);
+            }
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            bail!("2: the profile has no rows");
+        }
+        let mut cpu: Vec<u32> = rows.iter().map(|r| r.0).collect();
+        let mut gpu: Vec<u32> = rows.iter().map(|r| r.1).collect();
+        cpu.sort_unstable();
+        cpu.dedup();
+        gpu.sort_unstable();
+        gpu.dedup();
+        let max_batch = rows.iter().map(|r| r.2).max().unwrap_or(1);
+        if max_batch > 64 {
+            bail!("batch sizes above 64 are not supported (found {max_batch})");
+        }
+        let norm = |i: usize, len: usize| {
+            if len > 1 {
+                i as f64 / (len - 1) as f64
+            } else {
+                0.0
+            }
+        };
+        let pos = |v: u32, levels: &[u32]| levels.binary_search(&v).unwrap_or(0);
+        let points: Vec<([f64; 3], [f64; 3])> = rows
+            .iter()
+            .map(|&(c, g, b, v)| {
+                let x = [
+                    norm(pos(c, &cpu), cpu.len()),
+                    norm(pos(g, &gpu), gpu.len()),
+                    norm(b as usize - 1, max_batch as usize),
+                ];
+                (x, v)
+            })
+            .collect();
+        let mut table = Vec::with_capacity(cpu.len() * gpu.len() * max_batch as usize);
+        for ci in 0..cpu.len() {
+            for gi in 0..gpu.len() {
+                for bi in 0..max_batch as usize {
+                    let x = [
+                        norm(ci, cpu.len()),
+                        norm(gi, gpu.len()),
+                        norm(bi, max_batch as usize),
+                    ];
+                    table.push(idw(&points, x));
+                }
+            }
+        }
+        Ok(Profile {
+            cpu,
+            gpu,
+            max_batch,
+            table,
+        })
+    }
+
+    fn at(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> [f64; 3] {
+        let c = nearest(&self.cpu, cpu_khz);
+        let g = nearest(&self.gpu, gpu_hz);
+        let b = batch.clamp(1, self.max_batch) as usize - 1;
+        self.table[(c * self.gpu.len() + g) * self.max_batch as usize + b]
+    }
+}
+
+/// Inverse-distance weighting; an exact hit returns the measured value.
+fn idw(points: &[([f64; 3], [f64; 3])], x: [f64; 3]) -> [f64; 3] {
+    let mut sum = [0.0; 3];
+    let mut weight = 0.0;
+    for (p, v) in points {
+        let d2: f64 = p.iter().zip(&x).map(|(a, b)| (a - b) * (a - b)).sum();
+        if d2 < 1e-18 {
+            return *v;
+        }
+        let w = 1.0 / d2;
+        weight += w;
+        for k in 0..3 {
+            sum[k] += w * v[k];
+        }
+    }
+    sum.map(|s| s / weight)
+}
+
+fn nearest(levels: &[u32], v: u32) -> usize {
+    match levels.binary_search(&v) {
+        Ok(i) => i,
+        Err(i) if i == 0 => 0,
+        Err(i) if i >= levels.len() => levels.len() - 1,
+        Err(i) if v - levels[i - 1] <= levels[i] - v => i - 1,
+        Err(i) => i,
+    }
+}
+
+impl DeviceModel for Profile {
+    fn cpu_levels_khz(&self) -> &[u32] {
+        &self.cpu
+    }
+    fn gpu_levels_hz(&self) -> &[u32] {
+        &self.gpu
+    }
+    fn max_batch(&self) -> u32 {
+        self.max_batch
+    }
+    fn service_time_s(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64 {
+        self.at(cpu_khz, gpu_hz, batch)[0]
+    }
+    fn busy_power_w(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64 {
+        self.at(cpu_khz, gpu_hz, batch)[1]
+    }
+    fn idle_power_w(&self, cpu_khz: u32, gpu_hz: u32) -> f64 {
+        self.at(cpu_khz, gpu_hz, 1)[2]
+    }
+}
+
+/// Writes every config of `model` in the profile format.
+pub fn write_profile(model: &dyn DeviceModel) -> String {
+    let mut s = String::from(HEADER);
+    s.push('\n');
+    for &c in model.cpu_levels_khz() {
+        for &g in model.gpu_levels_hz() {
+            for b in 1..=model.max_batch() {
+                let _ = writeln!(
+                    s,
+                    "{c},{g},{b},{},{},{}",
+                    model.service_time_s(c, g, b),
+                    model.busy_power_w(c, g, b),
+                    model.idle_power_w(c, g)
+                );
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::model::{DnnKind, XavierNx};
+
+    #[test]
+    fn the_analytic_model_round_trips_through_a_profile() {
+        let m = XavierNx::new(DnnKind::Resnet50);
+        let p = Profile::parse(&write_profile(&m)).unwrap();
+        assert_eq!(p.cpu_levels_khz(), m.cpu_levels_khz());
+        assert_eq!(p.max_batch(), 16);
+        for (c, g, b) in [
+            (115_200, 114_750_000, 1),
+            (1_907_200, 1_109_250_000, 16),
+            (960_000, 599_250_000, 7),
+        ] {
+            assert!((p.service_time_s(c, g, b) - m.service_time_s(c, g, b)).abs() < 1e-12);
+            assert!((p.busy_power_w(c, g, b) - m.busy_power_w(c, g, b)).abs() < 1e-12);
+            assert!((p.idle_power_w(c, g) - m.idle_power_w(c, g)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn sparse_profiles_are_interpolated_between_measurements() {
+        let text = format!(
+            "{HEADER}\n100,1000,1,0.010,10,5\n200,1000,1,0.020,20,6\n100,1000,3,0.030,30,5\n"
+        );
+        let p = Profile::parse(&text).unwrap();
+        assert_eq!(p.max_batch(), 3);
+        assert_eq!(p.service_time_s(200, 1000, 1), 0.020);
+        let mid = p.service_time_s(100, 1000, 2);
+        assert!(mid > 0.010 && mid < 0.030, "{mid}");
+    }
+
+    #[test]
+    fn malformed_profiles_name_the_line() {
+        for (text, want) in [
+            ("", "1: empty profile"),
+            ("a,b\n", "1: header must be"),
+            (&format!("{HEADER}\n"), "2: the profile has no rows"),
+            (&format!("{HEADER}\n1,2,3\n"), "2: expected 6 fields"),
+            (&format!("{HEADER}\n1,2,x,1,1,1\n"), "2: batch `x`"),
+            (&format!("{HEADER}\n1,2,1,-1,1,1\n"), "2: latency_s `-1`"),
+            (
+                &format!("{HEADER}\n1,2,1,1,1,1\n1,2,1,1,1,1\n"),
+                "3: config 1,2,1 appears twice",
+            ),
+        ] {
+            let e = Profile::parse(text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Arrival processes: the workloads of SIMULATOR.md, seeded, as streams of
+//! arrival times in microseconds.
+//!
+//! | spec | arrivals |
+//! |---|---|
+//! | `fixed:50ms` | one request every 50 ms |
+//! | `bursty:10@500ms` | 10 requests together every 500 ms |
+//! | `poisson:RATE` | Poisson, RATE per second |
+//! | `trace:bellevue` | traffic-camera shaped: platoons released by ~90 s signal cycles, slowly drifting mean ~10/s |
+//! | `trace:twitter` | per-second counts, heavy-tailed around a slowly varying mean, spikes of 3-6x for 10-60 s |
+//! | `trace:azure` | per-minute timer spikes at the start of many minutes over a Poisson background |
+//! | `file:PATH` | replay: CSV of arrival timestamps (s), or of `start_s,count` rows |
+//!
+//! The `trace:*` generators are synthetic stand-ins shaped like the public traces the
+//! paper used; real trace files replay with `file:`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Exp, LogNormal, Poisson};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::units::parse_duration_us;
+
+/// A workload named on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    /// One request every `gap_us`.
+    Fixed {
+        /// Inter-arrival time, microseconds.
+        gap_us: u64,
+    },
+    /// `count` requests at once every `period_us`.
+    Bursty {
+        /// Requests per burst.
+        count: u32,
+        /// Burst period, microseconds.
+        period_us: u64,
+    },
+    /// Poisson arrivals at `rate` per second.
+    Poisson {
+        /// Mean arrivals per second.
+        rate: f64,
+    },
+    /// A synthetic trace.
+    Trace(Trace),
+    /// Replay of a trace file.
+    File(PathBuf),
+}
+
+/// The synthetic traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trace {
+    /// Traffic-camera video analytics (Bellevue).
+    Bellevue,
+    /// Content moderation of a social stream (Twitter).
+    Twitter,
+    /// Serverless function invocations (Azure Functions).
+    Azure,
+}
+
+/// The paper's evaluation suite, in the paper's order.
+pub const PAPER_SUITE: [&str; 7] = [
+    "fixed:50ms",
+    "fixed:90ms",
+    "bursty:10@500ms",
+    "bursty:10@900ms",
+    "trace:bellevue",
+    "trace:twitter",
+    "trace:azure",
+];
+
+impl Workload {
+    /// Parses a workload spec such as `fixed:50ms` or `file:trace.csv`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let bad = |why: &str| anyhow!("workload `{spec}`: {why}");
+        let (kind, arg) = spec.split_once(':').ok_or_else(|| {
+            bad("expected KIND:ARG, e.g. fixed:50ms, bursty:10@500ms, poisson:20, trace:bellevue, file:PATH")
+        })?;
+        match kind {
+            "fixed" => {
+                let gap_us = parse_duration_us(arg).map_err(|e| bad(&e))?;
+                if gap_us == 0 {
+                    return Err(bad("the inter-arrival time must be positive"));
+                }
+                Ok(Workload::Fixed { gap_us })
+            }
+            "bursty" => {
+                let (count, period) = arg
+                    .split_once('@')
+                    .ok_or_else(|| bad("expected COUNT@PERIOD, e.g. bursty:10@500ms"))?;
+                let count: u32 = count
+                    .parse()
+                    .ok()
+                    .filter(|&c| c > 0)
+                    .ok_or_else(|| bad("the burst size must be a positive integer"))?;
+                let period_us = parse_duration_us(period).map_err(|e| bad(&e))?;
+                if period_us == 0 {
+                    return Err(bad("the burst period must be positive"));
+                }
+                Ok(Workload::Bursty { count, period_us })
+            }
+            "poisson" => {
+                let rate: f64 = arg
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| r.is_finite() && *r > 0.0)
+                    .ok_or_else(|| {
+                        bad("the rate must be a positive number of requests per second")
+                    })?;
+                Ok(Workload::Poisson { rate })
+            }
+            "trace" => match arg {
+                "bellevue" => Ok(Workload::Trace(Trace::Bellevue)),
+                "twitter" => Ok(Workload::Trace(Trace::Twitter)),
+                "azure" => Ok(Workload::Trace(Trace::Azure)),
+                _ => Err(bad("unknown trace (expected bellevue, twitter or azure)")),
+            },
+            "file" if !arg.is_empty() => Ok(Workload::File(PathBuf::from(arg))),
+            "file" => Err(bad("expected a path after file:")),
+            _ => Err(bad(
+                "unknown kind (expected fixed, bursty, poisson, trace or file)",
+            )),
+        }
+    }
+
+    /// True for traces (`trace:` and `file:`), which run for a duration rather
+    /// than a number of windows by default.
+    pub fn is_trace(&self) -> bool {
+        matches!(self, Workload::Trace(_) | Workload::File(_))
+    }
+
+    /// The arrival stream for `seed`. Files are read here (errors name the line).
+    pub fn arrivals(&self, seed: u64) -> Result<Arrivals> {
+        let rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let source = match *self {
+            Workload::Fixed { gap_us } => Source::Periodic {
+                period_us: gap_us,
+                count: 1,
+            },
+            Workload::Bursty { count, period_us } => Source::Periodic { period_us, count },
+            Workload::Poisson { rate } => Source::Poisson {
+                gap: Exp::new(rate).map_err(|e| anyhow!("poisson rate {rate}: {e}"))?,
+            },
+            Workload::Trace(t) => Source::Trace(TraceState::new(t)),
+            Workload::File(ref path) => Source::File(read_trace_file(path)?),
+        };
+        Ok(Arrivals {
+            source,
+            rng,
+            next_slot: 0,
+            emitted_in_slot: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+            last_us: 0,
+        })
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workload::Fixed { gap_us } => {
+                write!(f, "fixed:{}", crate::units::format_duration_us(*gap_us))
+            }
+            Workload::Bursty { count, period_us } => {
+                write!(
+                    f,
+                    "bursty:{count}@{}",
+                    crate::units::format_duration_us(*period_us)
+                )
+            }
+            Workload::Poisson { rate } => write!(f, "poisson:{rate}"),
+            Workload::Trace(Trace::Bellevue) => f.write_str("trace:bellevue"),
+            Workload::Trace(Trace::Twitter) => f.write_str("trace:twitter"),
+            Workload::Trace(Trace::Azure) => f.write_str("trace:azure"),
+            Workload::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// Shapes of the synthetic traces, every constant in one place.
+mod shape {
+    /// Mean arrival rate of every synthetic trace, per second.
+    pub const MEAN_RATE: f64 = 10.0;
+    /// Bellevue: traffic-signal cycle, seconds.
+    pub const SIGNAL_CYCLE_S: f64 = 90.0;
+    /// Bellevue: share of the cycle that is green (platoons pass).
+    pub const GREEN_SHARE: f64 = 0.35;
+    /// Bellevue: rate multiplier during red (turning traffic only).
+    pub const RED_FACTOR: f64 = 0.25;
+    /// Bellevue: slow drift of the mean, amplitude and period (s).
+    pub const DRIFT: f64 = 0.3;
+    /// Bellevue and Twitter: drift period, seconds.
+    pub const DRIFT_PERIOD_S: f64 = 2.0 * 3600.0;
+    /// Bellevue: spread of platoon sizes between cycles (log-normal sigma).
+    pub const PLATOON_SIGMA: f64 = 0.3;
+    /// Twitter: per-second count spread (log-normal sigma: heavy right tail).
+    pub const SECOND_SIGMA: f64 = 0.6;
+    /// Twitter: mean time between spikes, seconds.
+    pub const SPIKE_EVERY_S: f64 = 900.0;
+    /// Twitter: spike length range, seconds.
+    pub const SPIKE_LEN_S: (f64, f64) = (10.0, 60.0);
+    /// Twitter: spike height range, multiples of the mean.
+    pub const SPIKE_FACTOR: (f64, f64) = (3.0, 6.0);
+    /// Azure: share of minutes that start with a timer spike.
+    pub const TIMER_SHARE: f64 = 0.6;
+    /// Azure: mean requests per timer spike.
+    pub const TIMER_MEAN: f64 = 150.0;
+    /// Azure: the spike lands within this many seconds of the minute's start.
+    pub const TIMER_SPREAD_S: f64 = 2.0;
+}
+
+/// Per-slot generator state of a synthetic trace.
+#[derive(Debug, Clone)]
+struct TraceState {
+    trace: Trace,
+    /// Twitter: the spike in force, (end second, factor).
+    spike: Option<(u64, f64)>,
+    /// Bellevue: this cycle's platoon size factor.
+    platoon: f64,
+}
+
+impl TraceState {
+    fn new(trace: Trace) -> Self {
+        TraceState {
+            trace,
+            spike: None,
+            platoon: 1.0,
+        }
+    }
+
+    /// Slot length: traces are generated a second (Bellevue, Twitter) or a
+    /// minute (Azure) at a time.
+    fn slot_us(&self) -> u64 {
+        match self.trace {
+            Trace::Bellevue | Trace::Twitter => 1_000_000,
+            Trace::Azure => 60_000_000,
+        }
+    }
+
+    /// Fills `out` with the arrivals of slot `slot` (unsorted offsets within it).
+    fn fill(&mut self, slot: u64, rng: &mut Xoshiro256PlusPlus, out: &mut Vec<u64>) {
+        use shape::*;
+        let slot_us = self.slot_us();
+        let t = slot as f64 * slot_us as f64 * 1e-6;
+        match self.trace {
+            Trace::Bellevue => {
+                let phase = (t % SIGNAL_CYCLE_S) / SIGNAL_CYCLE_S;
+                if phase == 0.0 || slot == 0 {
+                    let ln = LogNormal::new(-0.5 * PLATOON_SIGMA * PLATOON_SIGMA, PLATOON_SIGMA)
+                        .expect("constant sigma is valid");
+                    self.platoon = ln.sample(rng);
+                }
+                let drift = 1.0 + DRIFT * (std::f64::consts::TAU * t / DRIFT_PERIOD_S).sin();
+                // Green carries what red held back, so the cycle mean stays 1.
+                let green = (1.0 - (1.0 - GREEN_SHARE) * RED_FACTOR) / GREEN_SHARE;
+                let factor = if phase < GREEN_SHARE {
+                    green * self.platoon
+                } else {
+                    RED_FACTOR
+                };
+                let n = poisson(rng, MEAN_RATE * drift * factor);
+                uniform(rng, n, slot_us, out);
+            }
+            Trace::Twitter => {
+                let sec = slot;
+                if self.spike.is_some_and(|(end, _)| sec >= end) {
+                    self.spike = None;
+                }
+                if self.spike.is_none() && rng.random::<f64>() < 1.0 / SPIKE_EVERY_S {
+                    let len = rng.random_range(SPIKE_LEN_S.0..SPIKE_LEN_S.1);
+                    let height = rng.random_range(SPIKE_FACTOR.0..SPIKE_FACTOR.1);
+                    self.spike = Some((sec + len as u64, height));
+                }
+                let drift = 1.0 + 0.4 * (std::f64::consts::TAU * t / DRIFT_PERIOD_S + 1.0).sin();
+                let ln = LogNormal::new(-0.5 * SECOND_SIGMA * SECOND_SIGMA, SECOND_SIGMA)
+                    .expect("constant sigma is valid");
+                let spike = self.spike.map_or(1.0, |(_, h)| h);
+                let spread = ln.sample(rng);
+                let n = poisson(rng, MEAN_RATE * drift * spike * spread);
+                uniform(rng, n, slot_us, out);
+            }
+            Trace::Azure => {
+                let timer = TIMER_SHARE * TIMER_MEAN / 60.0;
+                let background = poisson(rng, (MEAN_RATE - timer) * 60.0);
+                uniform(rng, background, slot_us, out);
+                if rng.random::<f64>() < TIMER_SHARE {
+                    let n = poisson(rng, TIMER_MEAN);
+                    uniform(rng, n, (TIMER_SPREAD_S * 1e6) as u64, out);
+                }
+            }
+        }
+    }
+}
+
+/// Appends `n` arrival offsets drawn uniformly in `[0, within_us)`.
+fn uniform(rng: &mut Xoshiro256PlusPlus, n: u64, within_us: u64, out: &mut Vec<u64>) {
+    out.extend((0..n).map(|_| rng.random_range(0..within_us.max(1))));
+}
+
+fn poisson(rng: &mut Xoshiro256PlusPlus, mean: f64) -> u64 {
+    if mean <= 0.0 {
+        return 0;
+    }
+    Poisson::new(mean).map_or(0, |p| p.sample(rng) as u64)
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Periodic { period_us: u64, count: u32 },
+    Poisson { gap: Exp<f64> },
+    Trace(TraceState),
+    File(Vec<u64>),
+}
+
+/// A deterministic stream of arrival times (microseconds from 0, non-decreasing).
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    source: Source,
+    rng: Xoshiro256PlusPlus,
+    next_slot: u64,
+    emitted_in_slot: u32,
+    /// Arrivals of the current slot, sorted descending so `pop` gives the next.
+    pending: Vec<u64>,
+    pending_at: u64,
+    last_us: u64,
+}
+
+impl Iterator for Arrivals {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        let t = match &mut self.source {
+            Source::Periodic { period_us, count } => {
+                let t = self.next_slot * *period_us;
+                self.emitted_in_slot += 1;
+                if self.emitted_in_slot >= *count {
+                    self.emitted_in_slot = 0;
+                    self.next_slot += 1;
+                }
+                t
+            }
+            Source::Poisson { gap } => {
+                let t = self.last_us + (gap.sample(&mut self.rng) * 1e6) as u64;
+                self.last_us = t;
+                t
+            }
+            Source::Trace(state) => loop {
+                if let Some(offset) = self.pending.pop() {
+                    break self.pending_at + offset;
+                }
+                self.pending_at = self.next_slot * state.slot_us();
+                state.fill(self.next_slot, &mut self.rng, &mut self.pending);
+                self.pending.sort_unstable_by(|a, b| b.cmp(a));
+                self.next_slot += 1;
+            },
+            Source::File(times) => {
+                let t = *times.get(self.next_slot as usize)?;
+                self.next_slot += 1;
+                t
+            }
+        };
+        Some(t)
+    }
+}
+
+/// Reads a trace file: one timestamp in seconds per line, or `start_s,count`
+/// rows whose requests spread evenly over the interval to the next row's start
+/// (one second for the last row). A first line that is not numeric is a header.
+pub fn read_trace_file(path: &Path) -> Result<Vec<u64>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read trace file {}", path.display()))?;
+    let mut rows: Vec<(usize, f64, Option<u64>)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let start = fields[0].parse::<f64>();
+        if start.is_err() && rows.is_empty() && i == 0 {
+            continue; // header
+        }
+        let where_ = || format!("{}:{n}", path.display());
+        let start = start
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| anyhow!("{}: `{}` is not a time in seconds", where_(), fields[0]))?;
+        let count =
+            match fields.len() {
+                1 => None,
+                2 => Some(fields[1].parse::<u64>().map_err(|_| {
+                    anyhow!("{}: `{}` is not a request count", where_(), fields[1])
+                })?),
+                k => bail!(
+                    "{}: expected 1 or 2 comma-separated fields, found {k}",
+                    where_()
+                ),
+            };
+        if let Some(&(_, prev, prev_count)) = rows.last() {
+            if start < prev {
+                bail!(
+                    "{}: time {start} s is before the previous row's {prev} s",
+                    where_()
+                );
+            }
+            if prev_count.is_some() != count.is_some() {
+                bail!("{}: rows mix timestamps and start_s,count", where_());
+            }
+        }
+        rows.push((n, start, count));
+    }
+    if rows.is_empty() {
+        bail!("{}: the trace has no arrivals", path.display());
+    }
+    let us = |s: f64| (s * 1e6).round() as u64;
+    let mut times = Vec::new();
+    for (k, &(_, start, count)) in rows.iter().enumerate() {
+        match count {
+            None => times.push(us(start)),
+            Some(c) => {
+                let end = rows.get(k + 1).map_or(start + 1.0, |r| r.1);
+                let span = us(end) - us(start);
+                times.extend((0..c).map(|j| us(start) + span * j / c.max(1)));
+            }
+        }
+    }
+    Ok(times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(spec: &str, seed: u64, n: usize) -> Vec<u64> {
+        Workload::parse(spec)
+            .unwrap()
+            .arrivals(seed)
+            .unwrap()
+            .take(n)
+            .collect()
+    }
+
+    fn rate_over(spec: &str, seconds: u64) -> f64 {
+        let a = Workload::parse(spec).unwrap().arrivals(1).unwrap();
+        let n = a.take_while(|&t| t < seconds * 1_000_000).count();
+        n as f64 / seconds as f64
+    }
+
+    #[test]
+    fn specs_parse_and_print_back() {
+        for spec in PAPER_SUITE.iter().chain(&["poisson:20", "file:x.csv"]) {
+            assert_eq!(Workload::parse(spec).unwrap().to_string(), *spec);
+        }
+        for bad in [
+            "fixed",
+            "fixed:0ms",
+            "fixed:fast",
+            "bursty:10",
+            "bursty:0@1s",
+            "poisson:-1",
+            "trace:nyc",
+            "file:",
+            "zipf:1",
+        ] {
+            let e = Workload::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("workload `{bad}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn synthetic_patterns_are_exact() {
+        assert_eq!(take("fixed:50ms", 1, 3), [0, 50_000, 100_000]);
+        assert_eq!(take("bursty:3@1s", 1, 5), [0, 0, 0, 1_000_000, 1_000_000]);
+    }
+
+    #[test]
+    fn seeded_streams_repeat_and_differ_by_seed() {
+        for spec in [
+            "poisson:20",
+            "trace:bellevue",
+            "trace:twitter",
+            "trace:azure",
+        ] {
+            let a = take(spec, 7, 2_000);
+            assert_eq!(a, take(spec, 7, 2_000), "{spec}");
+            assert_ne!(a, take(spec, 8, 2_000), "{spec}");
+            assert!(a.windows(2).all(|w| w[0] <= w[1]), "{spec} not sorted");
+        }
+    }
+
+    #[test]
+    fn traces_have_their_mean_rate_and_shape() {
+        for spec in [
+            "poisson:10",
+            "trace:bellevue",
+            "trace:twitter",
+            "trace:azure",
+        ] {
+            let r = rate_over(spec, 3 * 3600);
+            assert!((7.0..13.0).contains(&r), "{spec}: {r}/s");
+        }
+        // Bellevue: green phases carry most traffic.
+        let a: Vec<u64> = Workload::parse("trace:bellevue")
+            .unwrap()
+            .arrivals(3)
+            .unwrap()
+            .take_while(|&t| t < 3_600_000_000)
+            .collect();
+        let green = a
+            .iter()
+            .filter(|&&t| (t as f64 * 1e-6) % 90.0 < 90.0 * 0.35)
+            .count();
+        assert!(green as f64 > 0.8 * a.len() as f64);
+        // Azure: the first 2 s of minutes are far busier than the rest.
+        let a: Vec<u64> = Workload::parse("trace:azure")
+            .unwrap()
+            .arrivals(3)
+            .unwrap()
+            .take_while(|&t| t < 3_600_000_000)
+            .collect();
+        let head = a.iter().filter(|&&t| t % 60_000_000 < 2_000_000).count() as f64 / 2.0;
+        let rest = (a.len() as f64 - 2.0 * head) / 58.0;
+        assert!(head > 5.0 * rest, "head {head}/s rest {rest}/s");
+    }
+
+    #[test]
+    fn trace_files_in_both_formats_with_line_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "timestamp\n0.5\n1.0\n1.0\n").unwrap();
+        assert_eq!(
+            read_trace_file(&p).unwrap(),
+            [500_000, 1_000_000, 1_000_000]
+        );
+        std::fs::write(&p, "start_s,count\n0,2\n2,1\n").unwrap();
+        assert_eq!(read_trace_file(&p).unwrap(), [0, 1_000_000, 2_000_000]);
+        for (text, want) in [
+            ("1\nx\n", "t.csv:2: `x` is not a time"),
+            ("2\n1\n", "t.csv:2: time 1 s is before"),
+            ("0,1\n1\n", "t.csv:2: rows mix"),
+            ("0,a\n", "t.csv:1: `a` is not a request count"),
+            ("0,1,2\n", "t.csv:1: expected 1 or 2"),
+            ("header\n", "has no arrivals"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = read_trace_file(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let e = read_trace_file(&dir.path().join("missing.csv")).unwrap_err();
+        assert!(e.to_string().contains("cannot read trace file"));
+    }
+}
