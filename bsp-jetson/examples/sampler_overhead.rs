@@ -4,11 +4,11 @@
 //! sample, the costlier of the two sensor layouts), runs a [`Sampler`] on it for
 //! a few seconds while the main thread sleeps, and prints the process's CPU time
 //! (user + system, from `getrusage`) as a share of one core. For comparison it
-//! first runs a bare loop that only sleeps until each 1 ms deadline, the same
-//! way: the cost of waking up 1000 times a second on this machine, which no
+//! first runs a bare loop that only sleeps until each deadline (1 ms by default), the
+//! same way: the cost of waking up that often on this machine, which no
 //! sampler at that rate can go below.
 //!
-//! `cargo run --release -p ecoedge-bsp-jetson --example sampler_overhead [seconds]`
+//! `cargo run --release -p ecoedge-bsp-jetson --example sampler_overhead [seconds] [period_ms]`
 
 use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_bsp_jetson::{MonotonicClock, PowerMonitor, Sampler, SamplerConfig, Sysfs};
@@ -26,6 +26,8 @@ fn cpu_time() -> Duration {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs: f64 = std::env::args().nth(1).map_or(Ok(3.0), |s| s.parse())?;
+    let period_ms: f64 = std::env::args().nth(2).map_or(Ok(1.0), |s| s.parse())?;
+    let period = Duration::from_secs_f64(period_ms / 1e3);
     let root = tempfile::tempdir()?;
     let hw = root
         .path()
@@ -40,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let mut next = start;
         while start.elapsed().as_secs_f64() < secs {
-            next += Duration::from_millis(1);
+            next += period;
             let now = Instant::now();
             if next > now {
                 std::thread::park_timeout(next - now);
@@ -48,12 +50,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         (cpu_time() - cpu0).as_secs_f64() / start.elapsed().as_secs_f64()
     };
-    println!("bare 1 kHz wake-up loop: {:.2} % of one core", 100.0 * bare);
+    println!(
+        "bare wake-up loop every {period:?}: {:.2} % of one core",
+        100.0 * bare
+    );
 
     let sysfs = Sysfs::new(root.path());
     let source = PowerMonitor::discover(&sysfs)?.module_input_power()?;
     let clock = MonotonicClock::new();
-    let config = SamplerConfig::default();
+    let config = SamplerConfig {
+        period,
+        ..SamplerConfig::default()
+    };
     let wall = Instant::now();
     let cpu0 = cpu_time();
     let mut sampler = Sampler::start(source, clock, config)?;

@@ -10,7 +10,7 @@ use crate::cpufreq::pick_governor;
 use crate::sysfs::{Error, Limits, Result, Sysfs};
 use ecoedge_core::board::FrequencyKnob;
 use ecoedge_core::space::Knob;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The devfreq class directory.
 pub const DEVFREQ_CLASS: &str = "/sys/class/devfreq";
@@ -75,7 +75,7 @@ impl GpuFreq {
     }
 
     /// The devfreq directory used (the class link, under the root).
-    pub fn dir(&self) -> &PathBuf {
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -98,7 +98,7 @@ impl GpuFreq {
     }
 }
 
-pub(crate) fn gpu_limits(dir: &std::path::Path) -> Limits {
+pub(crate) fn gpu_limits(dir: &Path) -> Limits {
     Limits {
         min: dir.join("min_freq"),
         max: dir.join("max_freq"),

@@ -71,10 +71,14 @@ pub struct Knobs {
     pub gpu: Option<GpuFreq>,
 }
 
-/// Saves the board's clock settings (with the signal handler running), then
-/// opens the CPU and GPU knobs: the safe order, in one call.
+/// Saves the board's clock settings, checks every file to be written can be
+/// (an [`Error::PermissionDenied`] naming the file otherwise, before any change),
+/// starts the Ctrl-C / SIGTERM handler, then opens the CPU and GPU knobs: the
+/// safe order, in one call.
 pub fn open_knobs(sysfs: &Sysfs) -> Result<Knobs, Error> {
-    let guard = RestoreGuard::save(sysfs)?.watch_signals()?;
+    let guard = RestoreGuard::save(sysfs)?;
+    guard.check_writable()?;
+    let guard = guard.watch_signals()?;
     let cpu = CpuFreq::open(sysfs)?;
     let gpu = match GpuFreq::open(sysfs) {
         Ok(g) => Some(g),

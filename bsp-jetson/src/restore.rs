@@ -121,6 +121,21 @@ impl RestoreGuard {
         &self.clocks
     }
 
+    /// Fails early, naming the file, if any saved file cannot be written (not
+    /// root): nothing has been changed yet at that point.
+    pub fn check_writable(&self) -> Result<()> {
+        let sysfs = match &*self.shared.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(snapshot) => snapshot.sysfs.clone(),
+            None => return Ok(()),
+        };
+        for c in &self.clocks {
+            for path in [&c.governor_file, &c.limits.min, &c.limits.max] {
+                sysfs.check_writable(path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts a thread that, on SIGINT or SIGTERM, restores the settings and
     /// exits the process with 128 + the signal number (130, 143).
     pub fn watch_signals(mut self) -> Result<Self> {

@@ -252,6 +252,24 @@ impl Sysfs {
         Ok(())
     }
 
+    /// Checks that `path` may be written, without writing: opens it for writing
+    /// (which on sysfs calls no driver code) and closes it. Lets a caller fail
+    /// before its first change instead of half way.
+    pub fn check_writable(&self, path: &Path) -> Result<()> {
+        match OpenOptions::new().write(true).open(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Error::PermissionDenied {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+            Err(e) => Err(Error::Write {
+                path: path.to_path_buf(),
+                value: String::new(),
+                source: e,
+            }),
+        }
+    }
+
     /// Entries of directory `dir`, sorted by name.
     pub fn entries(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let rd = fs::read_dir(dir).map_err(|e| read_error(dir, e))?;

@@ -264,7 +264,7 @@ fn the_kernel_denying_a_write_names_the_file_and_says_run_as_root() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(b.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     for p in POLICIES {
-        for f in ["scaling_min_freq", "scaling_max_freq"] {
+        for f in ["scaling_governor", "scaling_min_freq", "scaling_max_freq"] {
             let path = b.path(&format!("/sys/devices/system/cpu/cpufreq/{p}/{f}"));
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
         }
@@ -299,6 +299,15 @@ fn the_kernel_denying_a_write_names_the_file_and_says_run_as_root() {
 }
 
 fn expect_denied(root: &std::path::Path) {
+    // Opening the knobs the safe way fails before changing anything.
+    let err = ecoedge_bsp_jetson::open_knobs(&Sysfs::new(root)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{msg}");
+    assert!(
+        msg.contains("policy0/scaling_") && msg.contains("run as root"),
+        "{msg}"
+    );
+    // A knob opened without the check fails at its first write, naming the file.
     let mut cpu = CpuFreq::open(&Sysfs::new(root)).unwrap();
     let err = cpu.set_level(0).unwrap_err();
     let msg = err.to_string();
