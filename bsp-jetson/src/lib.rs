@@ -52,7 +52,7 @@ pub mod sysfs;
 pub use board::{BoardInfo, BoardKind, detect};
 pub use cpufreq::CpuFreq;
 pub use devfreq::GpuFreq;
-pub use power::{PowerMonitor, RailPower, RailReading};
+pub use power::{Ina3221Rail, PowerMonitor, RailPower, RailReading};
 pub use report::{BoardReport, report};
 pub use restore::RestoreGuard;
 pub use sampler::{EnergyIntegrator, MonotonicClock, Sampler, SamplerConfig, SamplerError};

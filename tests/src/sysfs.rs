@@ -376,7 +376,7 @@ impl FakeKernel {
                 .parse()
                 .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
         };
-        let einval = || Err(io::Error::from_raw_os_error(libc_einval()));
+        let einval = || Err(io::Error::from_raw_os_error(EINVAL));
         let v: Option<u64> = value.trim().parse().ok();
         match name {
             "scaling_min_freq" if v.is_none_or(|v| v > num("scaling_max_freq").unwrap_or(0)) => {
@@ -428,10 +428,9 @@ impl FakeKernel {
     }
 }
 
-/// `EINVAL`, without a libc dependency in the fixtures.
-fn libc_einval() -> i32 {
-    22
-}
+/// Linux's `EINVAL` ("Invalid argument"), what cpufreq and devfreq return for a
+/// refused value.
+const EINVAL: i32 = 22;
 
 impl Writer for FakeKernel {
     fn write(&self, path: &Path, value: &str) -> io::Result<()> {

@@ -248,3 +248,17 @@ fn simulator_full_scale_and_negative_shunt() {
         Err(Error::InvalidInputData)
     );
 }
+
+#[test]
+fn a_channel_on_the_bus_is_a_power_source_for_the_sampler() {
+    use ecoedge_bsp_jetson::Ina3221Rail;
+    use ecoedge_bsp_jetson::sampler::PowerSource;
+    let mut sim = Ina3221Sim::new(0x40);
+    sim.set_inputs(0, 0.006, 5.08);
+    let device = Ina3221::new(sim, Address::Gnd, [5_000; 3]).unwrap();
+    let mut rail = Ina3221Rail {
+        device,
+        channel: Channel::Ch1,
+    };
+    assert!((rail.power_w().unwrap() - 6.096).abs() < 1e-9);
+}
