@@ -274,13 +274,20 @@ fn the_kernel_denying_a_write_names_the_file_and_says_run_as_root() {
         return expect_denied(b.root());
     }
     use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    // The test binary may sit where `nobody` cannot reach it (a checkout under
+    // /root): run a copy from a directory anyone can enter.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("test-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    let out = std::process::Command::new(&bin)
         .args([
             "--exact",
             "the_kernel_denying_a_write_names_the_file_and_says_run_as_root",
             "--nocapture",
         ])
         .env(CHILD, b.root())
+        .current_dir("/")
         .uid(65534)
         .gid(65534)
         .output()
