@@ -4,15 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod apply;
-mod cmd;
-mod device;
-mod metrics;
-mod report;
-mod sim;
-mod units;
-mod workload;
+use ecoedge_runner::cmd;
 
 /// EcoEdge: DNN inference on edge boards at the lowest energy and latency.
 #[derive(Debug, Parser)]
@@ -26,12 +18,15 @@ struct Cli {
 enum Command {
     /// One optimizer, one workload, in virtual time on a simulated board.
     Sim(cmd::sim::SimArgs),
+    /// Write a device profile (latency and power per config) for `--device PATH`.
+    Profile(cmd::profile::ProfileArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => cmd::sim::run(&args),
+        Command::Profile(args) => cmd::profile::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,14 @@
+//! The std side of EcoEdge: the simulator board and its device models, workloads,
+//! metrics and reports, and the `ecoedge` command's subcommands.
+//!
+//! Policy lives in `ecoedge-core`; this crate supplies clocks, boards and I/O
+//! around it, thin in the manner of `quinn` around `quinn-proto`.
+
+pub mod apply;
+pub mod cmd;
+pub mod device;
+pub mod metrics;
+pub mod report;
+pub mod sim;
+pub mod units;
+pub mod workload;

@@ -1,0 +1,147 @@
+//! The simulator board: conservation of requests, refusal under overload,
+//! determinism, the batch rules, governors, and the load-dependence of the best
+//! config (a calibration target of SIMULATOR.md that needs the whole simulator).
+
+use ecoedge_core::cost::{Alpha, Baseline};
+use ecoedge_core::optimizer::{Fixed, by_name};
+use ecoedge_core::space::Knob;
+use ecoedge_core::time::Duration;
+use ecoedge_runner::metrics::PhaseStats;
+use ecoedge_runner::sim::model::{DnnKind, XavierNx};
+use ecoedge_runner::sim::oracle::{best_static, reference_baseline};
+use ecoedge_runner::sim::{Outcome, SimSetup, Stop, simulate, space_of};
+use ecoedge_runner::workload::Workload;
+
+fn resnet() -> XavierNx {
+    XavierNx::new(DnnKind::Resnet50)
+}
+
+fn setup(workload: &str, stop: Stop) -> SimSetup {
+    let mut s = SimSetup::new(Workload::parse(workload).unwrap(), 1);
+    s.stop = stop;
+    s
+}
+
+fn fixed(model: &XavierNx, idx: [usize; 3], s: &SimSetup) -> Outcome {
+    let space = space_of(model, [0; 3]).unwrap();
+    simulate(model, Fixed::new(space.config(&idx).unwrap()), s).unwrap()
+}
+
+fn conserved(out: &Outcome) {
+    let pending = out.arrived - out.refused - out.served.len() as u64;
+    // At most a partial batch and a full queue can be left.
+    assert!(pending <= 16 + 1023, "pending {pending}");
+    for s in &out.served {
+        assert!(s.done_us > s.arrival_us);
+    }
+}
+
+#[test]
+fn every_request_is_served_refused_or_pending() {
+    let m = resnet();
+    let out = fixed(&m, [24, 14, 3], &setup("poisson:20", Stop::Windows(20)));
+    conserved(&out);
+    assert_eq!(out.refused, 0);
+    assert_eq!(out.windows.len(), 20);
+    // Batch 4 at max clocks takes 12 + 2 + 3 + 38 + 3 + 5.3 ms ~ 63 ms.
+    let min_latency = out.served.iter().map(|s| s.latency_s()).fold(f64::MAX, f64::min);
+    assert!((0.055..0.07).contains(&min_latency), "{min_latency}");
+}
+
+#[test]
+fn overload_fills_the_queue_and_refusals_are_counted() {
+    let m = resnet();
+    // Lowest clocks, batch 1: ~330 ms per request against one every 10 ms.
+    let out = fixed(&m, [0, 0, 0], &setup("fixed:10ms", Stop::Duration(60_000_000)));
+    conserved(&out);
+    assert!(out.refused > 4_000, "refused {}", out.refused);
+    assert_eq!(out.arrived, 6_000);
+    // After the last arrival the queue drains; only a partial batch could stay.
+    assert_eq!(out.arrived, out.refused + out.served.len() as u64);
+}
+
+#[test]
+fn same_seed_same_run_other_seed_other_run() {
+    let m = resnet();
+    let space = space_of(&m, [0; 3]).unwrap();
+    let run = |seed: u64| {
+        let mut s = setup("trace:twitter", Stop::Duration(600_000_000));
+        s.seed = seed;
+        let out = simulate(&m, by_name("ecogd", &space, seed).unwrap(), &s).unwrap();
+        (out.served.len(), out.windows.iter().map(|w| (w.config, w.energy_j)).collect::<Vec<_>>())
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(run(3), run(4));
+}
+
+#[test]
+fn max_wait_bounds_latency_at_low_load() {
+    let m = resnet();
+    let mut s = setup("fixed:500ms", Stop::Windows(3));
+    s.settings.window.requests = 32;
+    s.settings.window.warmup = 0;
+    let full = fixed(&m, [24, 14, 15], &s);
+    s.settings.max_wait = Some(Duration::from_millis(100));
+    let waited = fixed(&m, [24, 14, 15], &s);
+    let worst = |o: &Outcome| o.served.iter().map(|r| r.latency_s()).fold(0.0, f64::max);
+    // Full batches of 16 at one request per 500 ms wait 7.5 s for the first.
+    assert!(worst(&full) > 7.5);
+    // With a 100 ms maximum wait each request leaves alone after 100 ms.
+    assert!(worst(&waited) < 0.2, "{}", worst(&waited));
+}
+
+#[test]
+fn dvfs_governors_lower_idle_power_at_light_load() {
+    let m = resnet();
+    let space = space_of(&m, [0; 3]).unwrap();
+    let s = setup("fixed:90ms", Stop::Windows(10));
+    let dvfs = simulate(&m, by_name("dvfs", &space, 1).unwrap(), &s).unwrap();
+    let pinned = fixed(&m, [24, 14, 7], &s);
+    let b = Baseline::new(1.0, 1.0).unwrap();
+    let after = |o: &Outcome| {
+        PhaseStats::of(o.served.iter().filter(|r| r.window >= 2), &b, Alpha::default(), 0)
+    };
+    let (d, p) = (after(&dvfs), after(&pinned));
+    assert!(d.mean_energy_j < 0.9 * p.mean_energy_j, "dvfs {} J vs pinned {} J", d.mean_energy_j, p.mean_energy_j);
+    assert!(d.mean_latency_s > p.mean_latency_s, "governors ramp up after load arrives");
+    assert_eq!(dvfs.space.knob_value(&dvfs.final_config, Knob::Batch), Some(8));
+}
+
+#[test]
+fn frequency_transitions_are_charged() {
+    let m = resnet();
+    let mut s = setup("fixed:50ms", Stop::Windows(4));
+    // A given baseline skips calibration: the fixed config is set at time 0.
+    s.settings.baseline = Some(Baseline::new(1.0, 1.0).unwrap());
+    s.transition_us = 0;
+    let instant = fixed(&m, [0, 0, 0], &s);
+    s.transition_us = 200_000;
+    let slow = fixed(&m, [0, 0, 0], &s);
+    // With a 200 ms transition the first batches still run at the max clocks.
+    assert!(slow.served[0].latency_s() < instant.served[0].latency_s());
+}
+
+#[test]
+fn the_best_config_moves_with_load() {
+    let m = resnet();
+    let best = |w: &str| {
+        let s = setup(w, Stop::Windows(20));
+        let b = reference_baseline(&m, &s).unwrap();
+        best_static(&m, &s, &b).unwrap().config
+    };
+    let (c50, c90) = (best("fixed:50ms"), best("fixed:90ms"));
+    let clocks = |c: ecoedge_core::space::Config| c.index(0) + c.index(1);
+    assert!(clocks(c90) < clocks(c50), "50 ms: {c50:?}, 90 ms: {c90:?}");
+}
+
+#[test]
+fn the_oracle_beats_every_knob_at_max() {
+    let m = resnet();
+    let s = setup("bursty:10@500ms", Stop::Windows(20));
+    let b = reference_baseline(&m, &s).unwrap();
+    let best = best_static(&m, &s, &b).unwrap();
+    assert!(best.mean_cost < 0.9, "{best:?}");
+    let max = fixed(&m, [24, 14, 15], &s.noiseless());
+    let max_cost = PhaseStats::of(&max.served, &b, Alpha::default(), 0).mean_cost;
+    assert!((max_cost - 1.0).abs() < 0.02, "max config costs {max_cost} against its own baseline");
+}
