@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// One optimizer, one workload, in virtual time on a simulated board.
     Sim(cmd::sim::SimArgs),
+    /// What the board offers: detection, CPU and GPU levels, governors, power rails.
+    Board(cmd::board::BoardArgs),
     /// Write a device profile (latency and power per config) for `--device PATH`.
     Profile(cmd::profile::ProfileArgs),
 }
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(args) => cmd::sim::run(&args),
         Command::Profile(args) => cmd::profile::run(&args),
+        Command::Board(args) => cmd::board::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

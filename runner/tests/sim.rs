@@ -44,7 +44,11 @@ fn every_request_is_served_refused_or_pending() {
     assert_eq!(out.refused, 0);
     assert_eq!(out.windows.len(), 20);
     // Batch 4 at max clocks takes 12 + 2 + 3 + 38 + 3 + 5.3 ms ~ 63 ms.
-    let min_latency = out.served.iter().map(|s| s.latency_s()).fold(f64::MAX, f64::min);
+    let min_latency = out
+        .served
+        .iter()
+        .map(|s| s.latency_s())
+        .fold(f64::MAX, f64::min);
     assert!((0.055..0.07).contains(&min_latency), "{min_latency}");
 }
 
@@ -52,7 +56,11 @@ fn every_request_is_served_refused_or_pending() {
 fn overload_fills_the_queue_and_refusals_are_counted() {
     let m = resnet();
     // Lowest clocks, batch 1: ~330 ms per request against one every 10 ms.
-    let out = fixed(&m, [0, 0, 0], &setup("fixed:10ms", Stop::Duration(60_000_000)));
+    let out = fixed(
+        &m,
+        [0, 0, 0],
+        &setup("fixed:10ms", Stop::Duration(60_000_000)),
+    );
     conserved(&out);
     assert!(out.refused > 4_000, "refused {}", out.refused);
     assert_eq!(out.arrived, 6_000);
@@ -68,7 +76,13 @@ fn same_seed_same_run_other_seed_other_run() {
         let mut s = setup("trace:twitter", Stop::Duration(600_000_000));
         s.seed = seed;
         let out = simulate(&m, by_name("ecogd", &space, seed).unwrap(), &s).unwrap();
-        (out.served.len(), out.windows.iter().map(|w| (w.config, w.energy_j)).collect::<Vec<_>>())
+        (
+            out.served.len(),
+            out.windows
+                .iter()
+                .map(|w| (w.config, w.energy_j))
+                .collect::<Vec<_>>(),
+        )
     };
     assert_eq!(run(3), run(3));
     assert_ne!(run(3), run(4));
@@ -99,12 +113,28 @@ fn dvfs_governors_lower_idle_power_at_light_load() {
     let pinned = fixed(&m, [24, 14, 7], &s);
     let b = Baseline::new(1.0, 1.0).unwrap();
     let after = |o: &Outcome| {
-        PhaseStats::of(o.served.iter().filter(|r| r.window >= 2), &b, Alpha::default(), 0)
+        PhaseStats::of(
+            o.served.iter().filter(|r| r.window >= 2),
+            &b,
+            Alpha::default(),
+            0,
+        )
     };
     let (d, p) = (after(&dvfs), after(&pinned));
-    assert!(d.mean_energy_j < 0.9 * p.mean_energy_j, "dvfs {} J vs pinned {} J", d.mean_energy_j, p.mean_energy_j);
-    assert!(d.mean_latency_s > p.mean_latency_s, "governors ramp up after load arrives");
-    assert_eq!(dvfs.space.knob_value(&dvfs.final_config, Knob::Batch), Some(8));
+    assert!(
+        d.mean_energy_j < 0.9 * p.mean_energy_j,
+        "dvfs {} J vs pinned {} J",
+        d.mean_energy_j,
+        p.mean_energy_j
+    );
+    assert!(
+        d.mean_latency_s > p.mean_latency_s,
+        "governors ramp up after load arrives"
+    );
+    assert_eq!(
+        dvfs.space.knob_value(&dvfs.final_config, Knob::Batch),
+        Some(8)
+    );
 }
 
 #[test]
@@ -143,5 +173,8 @@ fn the_oracle_beats_every_knob_at_max() {
     assert!(best.mean_cost < 0.9, "{best:?}");
     let max = fixed(&m, [24, 14, 15], &s.noiseless());
     let max_cost = PhaseStats::of(&max.served, &b, Alpha::default(), 0).mean_cost;
-    assert!((max_cost - 1.0).abs() < 0.02, "max config costs {max_cost} against its own baseline");
+    assert!(
+        (max_cost - 1.0).abs() < 0.02,
+        "max config costs {max_cost} against its own baseline"
+    );
 }

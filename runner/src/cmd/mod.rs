@@ -1,4 +1,5 @@
 //! One module per subcommand: argument parsing and output; the work lives elsewhere.
 
+pub mod board;
 pub mod profile;
 pub mod sim;

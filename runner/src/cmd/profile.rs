@@ -29,7 +29,8 @@ pub struct ProfileArgs {
 pub fn run(args: &ProfileArgs) -> Result<()> {
     let model = device::model(&args.device, device::dnn(&args.model)?)?;
     let text = write_profile(model.as_ref());
-    std::fs::write(&args.out, &text).with_context(|| format!("cannot write {}", args.out.display()))?;
+    std::fs::write(&args.out, &text)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!(
         "wrote {} configs of {} running {} to {}",
         text.lines().count() - 1,

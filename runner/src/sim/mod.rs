@@ -298,7 +298,7 @@ pub fn simulate<O: Optimizer>(
             clock.clone(),
         ),
         clock,
-        meter: SimMeter::new(setup.sensor, setup.seed ^ 0x5EED_0F_3E7E6),
+        meter: SimMeter::new(setup.sensor, setup.seed ^ 0x05EE_D0F3_E7E6),
         running: None,
         busy_cpu_us: 0,
         busy_gpu_us: 0,
@@ -331,10 +331,10 @@ pub fn simulate<O: Optimizer>(
     };
     let mut now = 0u64;
     loop {
-        if let Stop::Windows(n) = setup.stop {
-            if out.windows.len() as u32 >= n {
-                break;
-            }
+        if let Stop::Windows(n) = setup.stop
+            && out.windows.len() as u32 >= n
+        {
+            break;
         }
         let knob_change = [board.cpu.next_change(), board.gpu.next_change()]
             .into_iter()

@@ -173,7 +173,7 @@ fn idw(points: &[([f64; 3], [f64; 3])], x: [f64; 3]) -> [f64; 3] {
 fn nearest(levels: &[u32], v: u32) -> usize {
     match levels.binary_search(&v) {
         Ok(i) => i,
-        Err(i) if i == 0 => 0,
+        Err(0) => 0,
         Err(i) if i >= levels.len() => levels.len() - 1,
         Err(i) if v - levels[i - 1] <= levels[i] - v => i - 1,
         Err(i) => i,

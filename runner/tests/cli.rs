@@ -1,0 +1,286 @@
+//! End-to-end tests of the `ecoedge` binary: `sim`, `profile` and `board` as a user
+//! runs them, bad input included.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ecoedge_tests::sysfs::FakeBoard;
+use serde_json::Value;
+
+fn ecoedge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ecoedge"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = ecoedge(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Exits non-zero with exactly one `error:` line naming `what`, and no panic.
+fn fails_clearly(args: &[&str], what: &str) {
+    let out = ecoedge(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines[0].starts_with("error"), "{args:?}: {err}");
+    assert!(err.contains(what), "{args:?}: expected `{what}` in: {err}");
+}
+
+#[test]
+fn sim_json_is_byte_identical_for_a_seed() {
+    let args = [
+        "sim",
+        "--workload",
+        "trace:twitter",
+        "--duration",
+        "20m",
+        "--seed",
+        "7",
+        "--json",
+    ];
+    let a = ecoedge(&args);
+    let b = ecoedge(&args);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    let mut other = args;
+    other[6] = "8";
+    assert_ne!(a.stdout, ecoedge(&other).stdout);
+}
+
+#[test]
+fn sim_summary_has_the_cli_keys() {
+    let v = json(&["sim", "--windows", "30", "--json"]);
+    for key in [
+        "board",
+        "model",
+        "workload",
+        "optimizer",
+        "requests",
+        "latency_s",
+        "energy_j_per_request",
+        "cost",
+        "windows",
+        "final_config",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["board"], "sim");
+    assert_eq!(v["windows"], 30);
+    let r = &v["requests"];
+    let total = r["served"].as_u64().unwrap()
+        + r["refused"].as_u64().unwrap()
+        + r["pending"].as_u64().unwrap();
+    assert_eq!(total, r["arrived"].as_u64().unwrap());
+    assert_eq!(v["energy_j_per_request"]["scope"], "total");
+    assert!(v["final_config"]["cpu_khz"].as_u64().unwrap() >= 115_200);
+}
+
+#[test]
+fn sim_runs_every_optimizer_on_every_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.csv");
+    std::fs::write(&trace, "start_s,count\n0,5\n1,40\n2,3\n3,20\n").unwrap();
+    let file = format!("file:{}", trace.display());
+    let workloads = [
+        "fixed:50ms",
+        "fixed:90ms",
+        "bursty:10@500ms",
+        "bursty:10@900ms",
+        "poisson:15",
+        "trace:bellevue",
+        "trace:twitter",
+        "trace:azure",
+        &file,
+    ];
+    let optimizers = [
+        "ecogd",
+        "grid",
+        "linear",
+        "dvfs",
+        "mab",
+        "mab-joint",
+        "bayes",
+        "random",
+        "fixed:max",
+        "fixed:3,4,8",
+    ];
+    for w in workloads {
+        for o in optimizers {
+            let v = json(&[
+                "sim",
+                "--workload",
+                w,
+                "--optimizer",
+                o,
+                "--windows",
+                "12",
+                "--window",
+                "32",
+                "--warmup",
+                "8",
+                "--json",
+            ]);
+            assert_eq!(v["optimizer"], o);
+            assert!(
+                v["requests"]["served"].as_u64().unwrap() > 0,
+                "{w} {o}: {v}"
+            );
+        }
+    }
+    let v = json(&["sim", "--optimizer", "oracle", "--windows", "14", "--json"]);
+    assert!(v["cost"]["mean"].as_f64().unwrap() < 1.0);
+}
+
+#[test]
+fn log_dir_holds_request_and_window_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let v = json(&[
+        "sim",
+        "--windows",
+        "5",
+        "--log-dir",
+        logs.to_str().unwrap(),
+        "--json",
+    ]);
+    let requests = std::fs::read_to_string(logs.join("requests.csv")).unwrap();
+    let windows = std::fs::read_to_string(logs.join("windows.csv")).unwrap();
+    assert!(requests.starts_with("arrival_s,done_s,latency_s,energy_j,window\n"));
+    assert_eq!(
+        requests.lines().count() as u64 - 1,
+        v["requests"]["served"].as_u64().unwrap()
+    );
+    assert!(windows.starts_with("window,end_s,cpu_khz,gpu_hz,batch,"));
+    assert_eq!(windows.lines().count(), 6);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(logs.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary, v);
+}
+
+#[test]
+fn a_written_profile_simulates_like_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nx.csv");
+    let out = ecoedge(&[
+        "profile",
+        "--model",
+        "bert-tiny",
+        "--out",
+        p.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let run = |device: &str| {
+        let mut v = json(&[
+            "sim",
+            "--device",
+            device,
+            "--model",
+            "bert-tiny",
+            "--windows",
+            "20",
+            "--json",
+        ]);
+        v["device"] = Value::Null;
+        v
+    };
+    assert_eq!(run(p.to_str().unwrap()), run("xavier-nx"));
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_trace = dir.path().join("bad.csv");
+    std::fs::write(&bad_trace, "0.5\n0.7\noops\n").unwrap();
+    let bad_profile = dir.path().join("bad-profile.csv");
+    std::fs::write(
+        &bad_profile,
+        "cpu_khz,gpu_hz,batch,latency_s,busy_power_w,idle_power_w\n1,2,3\n",
+    )
+    .unwrap();
+    let trace = format!("file:{}", bad_trace.display());
+    fails_clearly(
+        &["sim", "--device", "jetson-tx9"],
+        "unknown device `jetson-tx9`",
+    );
+    fails_clearly(
+        &["sim", "--device", bad_profile.to_str().unwrap()],
+        "bad-profile.csv:2: expected 6 fields",
+    );
+    fails_clearly(&["sim", "--model", "gpt2"], "unknown model `gpt2`");
+    fails_clearly(&["sim", "--workload", "zipf:3"], "workload `zipf:3`");
+    fails_clearly(
+        &["sim", "--workload", &trace],
+        "bad.csv:3: `oops` is not a time",
+    );
+    fails_clearly(
+        &["sim", "--workload", "file:/nonexistent.csv"],
+        "cannot read trace file",
+    );
+    fails_clearly(&["sim", "--optimizer", "sgd"], "unknown optimizer");
+    fails_clearly(&["sim", "--optimizer", "fixed:99,0,1"], "--optimizer");
+    fails_clearly(&["sim", "--duration", "3 fortnights"], "duration");
+    fails_clearly(&["sim", "--alpha", "2"], "--alpha");
+    fails_clearly(&["sim", "--window", "10", "--warmup", "10"], "warm-up");
+    fails_clearly(&["sim", "--windows", "0"], "--windows");
+}
+
+fn board_json(board: &FakeBoard) -> Value {
+    json(&[
+        "board",
+        "--sysfs-root",
+        board.root().to_str().unwrap(),
+        "--json",
+    ])
+}
+
+#[test]
+fn board_reports_a_fake_xavier_nx() {
+    for board in [FakeBoard::xavier_nx_jp4(), FakeBoard::xavier_nx_jp5()] {
+        let v = board_json(&board);
+        assert_eq!(v["board"], "xavier-nx");
+        assert_eq!(v["cpu"]["levels_khz"].as_array().unwrap().len(), 25);
+        assert_eq!(v["gpu"]["levels_hz"].as_array().unwrap().len(), 15);
+        assert!(v["gpu"]["path"].as_str().unwrap().contains("gv11b"));
+        let rails = v["rails"].as_array().unwrap();
+        assert!(
+            rails
+                .iter()
+                .any(|r| r["label"] == "VDD_IN" && r["power_mw"].as_i64().unwrap() > 0)
+        );
+    }
+    let v = board_json(&FakeBoard::orin_nx_jp6());
+    assert_eq!(v["board"], "orin");
+    let text = ecoedge(&[
+        "board",
+        "--sysfs-root",
+        FakeBoard::nano().root().to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.starts_with("board:  nano"), "{text}");
+}
+
+#[test]
+fn board_on_a_machine_without_jetson_says_what_is_missing() {
+    let empty = tempfile::tempdir().unwrap();
+    let v = json(&[
+        "board",
+        "--sysfs-root",
+        empty.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(v["board"], "unknown");
+    assert!(v["notes"].as_array().unwrap().len() >= 3, "{v}");
+    assert!(
+        !Path::new(empty.path()).join("sys").exists(),
+        "board only reads"
+    );
+}
