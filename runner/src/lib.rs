@@ -7,8 +7,11 @@
 pub mod apply;
 pub mod cmd;
 pub mod device;
+pub mod host;
+pub mod inference;
 pub mod metrics;
 pub mod report;
+pub mod service;
 pub mod sim;
 pub mod units;
 pub mod workload;

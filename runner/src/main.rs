@@ -16,6 +16,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve real inference requests on this board while the optimizer tunes it.
+    Run(cmd::run::RunArgs),
     /// One optimizer, one workload, in virtual time on a simulated board.
     Sim(cmd::sim::SimArgs),
     /// What the board offers: detection, CPU and GPU levels, governors, power rails.
@@ -27,6 +29,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(&args),
         Command::Sim(args) => cmd::sim::run(&args),
         Command::Profile(args) => cmd::profile::run(&args),
         Command::Board(args) => cmd::board::run(&args),

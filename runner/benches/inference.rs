@@ -1,0 +1,255 @@
+//! Inference benchmarks (run with `cargo bench -p ecoedge-runner --bench inference`):
+//!
+//! 1. tract latency per batch size, single-threaded and on every core, for each
+//!    model, with one symbolic plan and with a plan for the exact batch size;
+//! 2. the service loop's throughput against raw tract at batch 16 (ResNet-50 by
+//!    default): `ecoedge run`'s loop with the arrival thread, queue, controller,
+//!    meter and knobs, versus `state.run` in a bare loop.
+//!
+//! Iterations last up to seconds, so instead of criterion's statistics this
+//! times whole runs: one warm-up, then as many runs as fit `ECOEDGE_BENCH_SECONDS`
+//! (default 3, at least 3 runs), and reports the median. Environment:
+//! `ECOEDGE_BENCH_MODELS` (default `resnet50,bert-tiny`), `ECOEDGE_BENCH_BATCHES`
+//! (default `1,2,4,8,16`), `ECOEDGE_BENCH_THREADS` (default `1,ALL`),
+//! `ECOEDGE_BENCH_SERVICE` (model for part 2, default `resnet50`; `none` skips
+//! it). Results go to stdout as markdown and to `target/ecoedge-bench.json`,
+//! which `runner/benches/ort_bench.py` reads to report onnxruntime as a ratio.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use ecoedge_bsp_jetson::MonotonicClock;
+use ecoedge_core::controller::{Controller, Settings};
+use ecoedge_core::optimizer::by_name;
+use ecoedge_core::window::WindowSettings;
+use ecoedge_models::Builtin;
+use ecoedge_runner::inference::{Engine, PlanMode, TractEngine, TractOptions};
+use ecoedge_runner::service::board::{Board, BoardChoice};
+use ecoedge_runner::service::{RunSetup, run_workload};
+use ecoedge_runner::workload::Workload;
+use serde_json::json;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::runtime::RunOptions;
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn budget_s() -> f64 {
+    std::env::var("ECOEDGE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0)
+}
+
+/// Median seconds of `f` after one warm-up run.
+fn time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    f()?;
+    let first = t.elapsed().as_secs_f64();
+    let runs = ((budget_s() / first.max(1e-6)) as usize).clamp(3, 200);
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[runs / 2])
+}
+
+/// Inputs at `batch` shaped as the engine reads the model's inputs: features
+/// 0.5, token ids below 1000, masks of ones.
+fn inputs(path: &Path, batch: usize) -> Result<TVec<TValue>> {
+    let engine = TractEngine::load(
+        path,
+        &TractOptions {
+            max_batch: 1,
+            plans: PlanMode::Symbolic,
+            threads: 1,
+            seed: 1,
+        },
+    )?;
+    engine
+        .inputs()
+        .iter()
+        .map(|spec| {
+            let mut shape = vec![batch];
+            shape.extend(&spec.shape);
+            let n: usize = shape.iter().product();
+            let t = if spec.datum.is_float() {
+                Tensor::from_shape(&shape, &vec![0.5f32; n])?
+            } else {
+                let v: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % 1000).collect();
+                Tensor::from_shape(&shape, &v)?
+                    .cast_to_dt(spec.datum)?
+                    .into_owned()
+            };
+            Ok(t.into())
+        })
+        .collect()
+}
+
+/// A bare tract plan: symbolic batch, or fixed at `batch`.
+fn plan(path: &Path, batch: Option<usize>, threads: usize) -> Result<Arc<TypedRunnableModel>> {
+    let typed = tract_onnx::onnx()
+        .model_for_path(path)?
+        .into_typed()?
+        .into_decluttered()?;
+    let typed = match batch {
+        Some(b) => {
+            let n = typed.symbols.sym("N");
+            typed.set_symbols(&HashMap::from([(n, TDim::Val(b as i64))]))?
+        }
+        None => typed,
+    };
+    let options = RunOptions {
+        executor: (threads > 1).then(|| tract_linalg::multithread::Executor::multithread(threads)),
+        ..RunOptions::default()
+    };
+    typed.into_optimized()?.into_runnable_with_options(&options)
+}
+
+fn latency_table(results: &mut Vec<serde_json::Value>) -> Result<()> {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads: Vec<usize> = env_list("ECOEDGE_BENCH_THREADS", "1,ALL")
+        .iter()
+        .map(|t| if t == "ALL" { Ok(all) } else { t.parse() })
+        .collect::<Result<_, _>>()
+        .context("ECOEDGE_BENCH_THREADS")?;
+    let batches: Vec<usize> = env_list("ECOEDGE_BENCH_BATCHES", "1,2,4,8,16")
+        .iter()
+        .map(|b| b.parse())
+        .collect::<Result<_, _>>()
+        .context("ECOEDGE_BENCH_BATCHES")?;
+    println!("| model | threads | batch | symbolic ms | exact ms | exact ms/request |");
+    println!("|---|---|---|---|---|---|");
+    for name in env_list("ECOEDGE_BENCH_MODELS", "resnet50,bert-tiny") {
+        let model = Builtin::from_name(&name).with_context(|| format!("model {name}"))?;
+        let path = model.path()?;
+        for &t in &threads {
+            let symbolic = plan(&path, None, t)?;
+            for &b in &batches {
+                let x = inputs(&path, b)?;
+                let mut state = symbolic.spawn()?;
+                let s = time(|| state.run(x.clone()).map(drop))?;
+                let exact = plan(&path, Some(b), t)?;
+                let mut state = exact.spawn()?;
+                let e = time(|| state.run(x.clone()).map(drop))?;
+                println!(
+                    "| {name} | {t} | {b} | {:.2} | {:.2} | {:.2} |",
+                    s * 1e3,
+                    e * 1e3,
+                    e * 1e3 / b as f64
+                );
+                results.push(json!({"model": name, "threads": t, "batch": b,
+                    "symbolic_ms": s * 1e3, "exact_ms": e * 1e3}));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Steady-state throughput, requests per second: the batches after the first,
+/// over the time from the first completion to the last.
+fn steady_rate(done_us: &[u64], batch: usize) -> Result<f64> {
+    let (Some(first), Some(last)) = (done_us.first(), done_us.last()) else {
+        return Err(anyhow!("no batch completed"));
+    };
+    if last <= first {
+        return Err(anyhow!("one batch only: raise ECOEDGE_BENCH_SECONDS"));
+    }
+    Ok((done_us.len() - 1) as f64 * batch as f64 / ((last - first) as f64 * 1e-6))
+}
+
+fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()> {
+    const BATCH: usize = 16;
+    let model = Builtin::from_name(name).with_context(|| format!("model {name}"))?;
+    let path = model.path()?;
+    let seconds = budget_s().max(10.0);
+
+    // Raw tract: the exact batch-16 plan in a bare loop.
+    let exact = plan(&path, Some(BATCH), 1)?;
+    let mut state = exact.spawn()?;
+    let x = inputs(&path, BATCH)?;
+    state.run(x.clone())?;
+    let start = Instant::now();
+    let mut done = Vec::new();
+    while start.elapsed().as_secs_f64() < seconds {
+        state.run(x.clone())?;
+        done.push(start.elapsed().as_micros() as u64);
+    }
+    drop(state);
+    drop(exact);
+    let raw = steady_rate(&done, BATCH)?;
+
+    // The service loop pinned at batch 16 (`fixed:max`), arrivals at twice the
+    // raw rate so it never idles; the drain after the arrivals stop counts too.
+    let mut engine = TractEngine::load(
+        &path,
+        &TractOptions {
+            max_batch: BATCH,
+            plans: PlanMode::PerBatch,
+            threads: 1,
+            seed: 1,
+        },
+    )?;
+    // An empty sysfs root: the host board with no knob but the batch and the
+    // CPU-time meter, the same on every machine.
+    let root = tempfile::tempdir()?;
+    let clock = MonotonicClock::new();
+    let mut board = Board::open(BoardChoice::Host, root.path(), clock)?;
+    let space = board.space(BATCH as u32, [0; 3])?;
+    let optimizer = by_name("fixed:max", &space, 1).map_err(|e| anyhow!("{e}"))?;
+    let settings = Settings {
+        window: WindowSettings {
+            requests: 64,
+            warmup: 0,
+            ..WindowSettings::default()
+        },
+        ..Settings::default()
+    };
+    let ctl = Controller::new(space, settings, optimizer)?;
+    let gap_us = (1e6 / (2.0 * raw)).max(1.0) as u64;
+    let setup = RunSetup {
+        workload: Workload::parse(&format!("fixed:{gap_us}us"))?,
+        seed: 1,
+        duration_us: (seconds * 1e6) as u64,
+    };
+    let stop = AtomicBool::new(false);
+    let out = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |_| {})?;
+    let mut done: Vec<u64> = out.served.iter().map(|s| s.done_us).collect();
+    done.dedup();
+    let served = steady_rate(&done, BATCH)?;
+    let loss = 100.0 * (1.0 - served / raw);
+    println!();
+    println!("| {name} batch {BATCH} | raw tract | service loop | loss |");
+    println!("|---|---|---|---|");
+    println!("| requests/s | {raw:.2} | {served:.2} | {loss:.2} % |");
+    results.push(json!({"model": name, "service_vs_raw": {
+        "batch": BATCH, "raw_rps": raw, "service_rps": served, "loss_percent": loss,
+        "served": out.served.len(), "refused": out.refused}}));
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; everything else comes from the environment.
+    let mut results = Vec::new();
+    latency_table(&mut results)?;
+    let service = std::env::var("ECOEDGE_BENCH_SERVICE").unwrap_or_else(|_| "resnet50".into());
+    if service != "none" {
+        service_vs_raw(&service, &mut results)?;
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ecoedge-bench.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}

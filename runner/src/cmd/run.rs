@@ -1,0 +1,286 @@
+//! `ecoedge run`: serve real inference requests while the optimizer tunes the
+//! board (CLI.md).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use ecoedge_bsp_jetson::MonotonicClock;
+use ecoedge_core::controller::{Controller, Settings};
+use ecoedge_core::optimizer::{AnyOptimizer, by_name};
+use ecoedge_models::Builtin;
+use indicatif::{ProgressBar, ProgressStyle};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::cmd::sim::MeasureArgs;
+use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
+use crate::report::{self, BaselineJson, ConfigJson, Summary};
+use crate::service::board::{Board, BoardChoice};
+use crate::service::{MAX_BATCH, Outcome, RunSetup, run_workload};
+use crate::units::parse_duration_us;
+use crate::workload::Workload;
+
+/// Arguments of `ecoedge run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Board: auto (a Jetson when detected, else the host), jetson or host.
+    #[arg(long, value_enum, default_value_t = BoardChoice::Auto)]
+    pub board: BoardChoice,
+    /// Root under which /sys is read and written (a fake tree, a container mount).
+    #[arg(long, default_value = "/")]
+    pub sysfs_root: PathBuf,
+    /// DNN: resnet50, bert-tiny, mlp (generated on first use) or an ONNX file.
+    #[arg(long, default_value = "resnet50")]
+    pub model: String,
+    /// Workload, e.g. fixed:50ms, bursty:10@500ms, poisson:20, trace:twitter, file:PATH.
+    #[arg(long, default_value = "fixed:50ms")]
+    pub workload: String,
+    /// How long requests arrive (then the queue is drained), e.g. 60s, 10m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration_us)]
+    pub duration: u64,
+    /// Optimizer: ecogd, grid, linear, dvfs, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
+    #[arg(long, default_value = "ecogd")]
+    pub optimizer: String,
+    /// Seed of the arrivals, the optimizer and the synthetic inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Largest batch size (the batch knob runs 1..=this).
+    #[arg(long, default_value_t = MAX_BATCH as u32)]
+    pub max_batch: u32,
+    /// Inference plans: one per batch size, one symbolic, or auto (time both, keep the faster).
+    #[arg(long, value_enum, default_value_t = PlanMode::Auto)]
+    pub plans: PlanMode,
+    /// Threads of tract's executor (1: inference on the service thread).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Write requests.csv, windows.csv and summary.json here.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Print the summary as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The ONNX file `--model` names: a built-in model (generated into the cache on
+/// first use) or a path.
+pub fn model_path(model: &str) -> Result<PathBuf> {
+    if let Some(builtin) = Builtin::from_name(model) {
+        return builtin
+            .path()
+            .with_context(|| format!("--model {model}: generating the model"));
+    }
+    let path = PathBuf::from(model);
+    if !path.is_file() {
+        bail!(
+            "--model {model}: neither a built-in model (resnet50, bert-tiny, mlp) nor an existing file"
+        );
+    }
+    Ok(path)
+}
+
+/// `ecoedge run`.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let workload = Workload::parse(&args.workload)?;
+    if args.duration == 0 {
+        bail!("--duration must be positive");
+    }
+    if args.max_batch == 0 || args.max_batch as usize > MAX_BATCH {
+        bail!("--max-batch must be in 1..={MAX_BATCH}");
+    }
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let (settings, limits) = args.measure.settings()?;
+    let path = model_path(&args.model)?;
+
+    let spinner = ProgressBar::new_spinner().with_message(format!(
+        "building tract plans for {} (batch 1..={})",
+        args.model, args.max_batch
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    let options = TractOptions {
+        max_batch: args.max_batch as usize,
+        plans: args.plans,
+        threads: args.threads,
+        seed: args.seed,
+    };
+    let engine = TractEngine::load(&path, &options);
+    spinner.finish_and_clear();
+    let mut engine = engine?;
+    let plans = engine.plan_report();
+    eprintln!(
+        "{}: {} input(s) [{}], {:?} plans built in {:.1} s{}",
+        args.model,
+        engine.inputs().len(),
+        engine
+            .inputs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        plans.mode,
+        plans.build_s,
+        match (plans.symbolic_s, plans.per_batch_s) {
+            (Some(s), Some(p)) => format!(
+                " (batch {}: symbolic {:.2} ms, per-batch {:.2} ms)",
+                args.max_batch,
+                s * 1e3,
+                p * 1e3
+            ),
+            _ => String::new(),
+        }
+    );
+
+    let clock = MonotonicClock::new();
+    let mut board = Board::open(args.board, &args.sysfs_root, clock)?;
+    for note in &board.notes {
+        eprintln!("{}: {note}", board.name);
+    }
+    let space = board.space(args.max_batch, limits)?;
+    let optimizer: AnyOptimizer = by_name(&args.optimizer, &space, args.seed)
+        .map_err(|e| anyhow!("--optimizer {}: {e}", args.optimizer))?;
+    let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
+        anyhow!(
+            "--window {} --warmup {}: {e}",
+            args.measure.window,
+            args.measure.warmup
+        )
+    })?;
+
+    // First Ctrl-C or SIGTERM: stop arrivals, drain, restore, summarise. A
+    // second one ends the process at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
+
+    let bar = ProgressBar::new(args.duration / 1000).with_style(
+        ProgressStyle::with_template("{bar:30} {elapsed}/{duration} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let setup = RunSetup {
+        workload: workload.clone(),
+        seed: args.seed,
+        duration_us: args.duration,
+    };
+    let start_us = ecoedge_bsp_jetson::sampler::Clock::now(&clock).as_micros();
+    let mut last_draw = 0u64;
+    let result = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |p| {
+        // Redraw at most ten times a second: the bar must not cost throughput.
+        if p.now_us >= last_draw + 100_000 {
+            last_draw = p.now_us;
+            bar.set_position((p.now_us - start_us) / 1000);
+            bar.set_message(format!(
+                "{} served, {} windows, batch {}",
+                p.served, p.windows, p.batch
+            ));
+        }
+    });
+    bar.finish_and_clear();
+    let restored = board.restore();
+    let out = result?;
+    restored?;
+    if stop.load(Ordering::Acquire) {
+        eprintln!("interrupted: queue drained, board restored");
+    }
+
+    let summary = summarise(args, &settings, &workload, &board, &out);
+    if let Some(dir) = &args.log_dir {
+        report::write_logs(dir, &out.space, &out.served, &out.windows, &summary)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_summary(&summary, out.end_us.saturating_sub(start_us));
+    }
+    Ok(())
+}
+
+fn summarise(
+    args: &RunArgs,
+    settings: &Settings,
+    workload: &Workload,
+    board: &Board,
+    out: &Outcome,
+) -> Summary {
+    let (requests, latency_s, energy, cost) = report::figures(
+        &out.served,
+        out.arrived,
+        out.refused,
+        out.baseline,
+        settings.window.alpha,
+        settings.window.scope,
+        board.source().name(),
+    );
+    Summary {
+        board: board.name.into(),
+        device: None,
+        model: args.model.clone(),
+        workload: workload.to_string(),
+        optimizer: args.optimizer.clone(),
+        seed: args.seed,
+        requests,
+        latency_s,
+        energy_j_per_request: energy,
+        cost,
+        baseline: out.baseline.map(|b| BaselineJson {
+            energy_j: b.energy_j(),
+            latency_s: b.latency_s(),
+        }),
+        windows: out.windows.len(),
+        final_config: ConfigJson::new(&out.space, &out.final_config),
+    }
+}
+
+fn print_summary(s: &Summary, wall_us: u64) {
+    println!(
+        "{} on {}, {} with {}, seed {}: {:.1} s, {} windows",
+        s.model,
+        s.board,
+        s.workload,
+        s.optimizer,
+        s.seed,
+        wall_us as f64 * 1e-6,
+        s.windows
+    );
+    let r = s.requests;
+    println!(
+        "requests: {} arrived, {} served, {} refused, {} pending",
+        r.arrived, r.served, r.refused, r.pending
+    );
+    let l = s.latency_s;
+    println!(
+        "latency:  mean {:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+        l.mean * 1e3,
+        l.p50 * 1e3,
+        l.p95 * 1e3,
+        l.p99 * 1e3
+    );
+    println!(
+        "energy:   {:.2} mJ per request ({}, {})",
+        s.energy_j_per_request.mean * 1e3,
+        s.energy_j_per_request.scope,
+        s.energy_j_per_request.source
+    );
+    println!(
+        "cost:     mean {:.3}, p99 {:.3} (1 = every knob at max)",
+        s.cost.mean, s.cost.p99
+    );
+    let c = s.final_config;
+    let khz = |v: Option<u32>| v.map_or("-".to_string(), |v| format!("{} MHz", v / 1000));
+    let hz = |v: Option<u32>| v.map_or("-".to_string(), |v| format!("{} MHz", v / 1_000_000));
+    println!(
+        "final:    CPU {}, GPU {}, batch {}",
+        khz(c.cpu_khz),
+        hz(c.gpu_hz),
+        c.batch
+    );
+}

@@ -1,0 +1,408 @@
+//! The tract-onnx backend: any ONNX file with one symbolic batch dimension.
+//!
+//! At load the graph is checked (every operator known to tract, every input
+//! batched on axis 0 with all other dimensions fixed), typed and decluttered once,
+//! then turned into optimised plans. Two ways to cover batch sizes `1..=max`:
+//! one plan with the batch symbolic, or one plan per batch size (tract can then
+//! pick kernels and pack for the exact shape). [`PlanMode::Auto`] builds both at
+//! the largest batch, times them, and keeps the faster; the choice and the timings
+//! are in [`TractEngine::plan_report`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::runtime::RunOptions;
+use tract_onnx::tract_hir::infer::Factoid;
+use tract_onnx::tract_hir::internal::DimLike;
+use tract_onnx::tract_hir::internal::InferenceModel;
+
+use super::{Engine, InputKind, InputSpec, brief};
+
+/// How the plans cover the batch sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanMode {
+    /// Time both at the largest batch and keep the faster.
+    Auto,
+    /// One plan, batch dimension left symbolic.
+    Symbolic,
+    /// One plan per batch size.
+    PerBatch,
+}
+
+/// How to build a [`TractEngine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TractOptions {
+    /// Largest batch (the knob space's largest batch size).
+    pub max_batch: usize,
+    /// Plan layout.
+    pub plans: PlanMode,
+    /// Threads of tract's executor; 1 runs on the calling thread.
+    pub threads: usize,
+    /// Seed of the synthetic inputs.
+    pub seed: u64,
+}
+
+impl Default for TractOptions {
+    fn default() -> Self {
+        TractOptions {
+            max_batch: 16,
+            plans: PlanMode::Auto,
+            threads: 1,
+            seed: 1,
+        }
+    }
+}
+
+/// Which plan layout was chosen and, under [`PlanMode::Auto`], what decided it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanReport {
+    /// The layout in use (never `Auto`).
+    pub mode: PlanMode,
+    /// Best time of a largest batch on the symbolic plan, seconds (auto only).
+    pub symbolic_s: Option<f64>,
+    /// Best time of a largest batch on its own plan, seconds (auto only).
+    pub per_batch_s: Option<f64>,
+    /// Seconds spent loading, optimising and timing.
+    pub build_s: f64,
+}
+
+type State = TypedSimpleState;
+
+enum Plans {
+    Symbolic(Box<State>),
+    /// `states[b - 1]` runs batch `b`.
+    PerBatch(Vec<State>),
+}
+
+/// See the module doc.
+pub struct TractEngine {
+    specs: Vec<InputSpec>,
+    max_batch: usize,
+    plans: Plans,
+    /// One synthetic input per model input, at the largest batch.
+    synthetic: Vec<Arc<Tensor>>,
+    report: PlanReport,
+}
+
+impl TractEngine {
+    /// Loads `path` and builds the plans. Errors name the file and say what does
+    /// not fit, in one line.
+    pub fn load(path: &Path, options: &TractOptions) -> Result<Self> {
+        let started = Instant::now();
+        let shown = path.display();
+        if options.max_batch == 0 {
+            bail!("largest batch must be at least 1");
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read model {shown}"))?;
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .map_err(|e| anyhow!("{shown}: not an ONNX model tract can load ({})", brief(&e)))?;
+        drop(bytes);
+        check_operators(&model).with_context(|| shown.to_string())?;
+        let (specs, batch_symbol) = inspect_inputs(&model).with_context(|| shown.to_string())?;
+        let typed = model
+            .into_typed()
+            .and_then(|m| m.into_decluttered())
+            .map_err(|e| {
+                anyhow!(
+                    "{shown}: the graph does not fit its input shapes ({})",
+                    brief(&e)
+                )
+            })?;
+        let batch = typed.symbols.get(&batch_symbol).ok_or_else(|| {
+            anyhow!("{shown}: batch dimension {batch_symbol} vanished in analysis")
+        })?;
+        let run_options = RunOptions {
+            executor: (options.threads > 1)
+                .then(|| tract_linalg::multithread::Executor::multithread(options.threads)),
+            ..RunOptions::default()
+        };
+        let build = |b: Option<usize>| -> Result<State> {
+            let model = match b {
+                Some(b) => {
+                    let subs = HashMap::from([(batch.clone(), TDim::Val(b as i64))]);
+                    typed.set_symbols(&subs)?
+                }
+                None => typed.clone(),
+            };
+            let plan = model
+                .into_optimized()?
+                .into_runnable_with_options(&run_options)?;
+            plan.spawn()
+        };
+        let synthetic = synthesise(&specs, options.max_batch, options.seed)?;
+        let max = options.max_batch;
+        let inputs_at = |b: usize| batch_inputs(&synthetic, max, b);
+        let optimise_err = |e: anyhow::Error| anyhow!("{shown}: cannot optimise ({})", brief(&e));
+        let check = |state: &mut State, b: usize| -> Result<f64> {
+            let t = Instant::now();
+            state
+                .run(inputs_at(b)?)
+                .map_err(|e| anyhow!("{shown}: a batch of {b} does not run ({})", brief(&e)))?;
+            Ok(t.elapsed().as_secs_f64())
+        };
+        let mut report = PlanReport {
+            mode: options.plans,
+            symbolic_s: None,
+            per_batch_s: None,
+            build_s: 0.0,
+        };
+        let mode = match options.plans {
+            PlanMode::Auto => {
+                let mut symbolic = build(None).map_err(optimise_err)?;
+                let mut exact = build(Some(max)).map_err(optimise_err)?;
+                // One warm-up run each (allocations, page faults), then the best
+                // of two.
+                check(&mut symbolic, max)?;
+                check(&mut exact, max)?;
+                let s = check(&mut symbolic, max)?.min(check(&mut symbolic, max)?);
+                let p = check(&mut exact, max)?.min(check(&mut exact, max)?);
+                report.symbolic_s = Some(s);
+                report.per_batch_s = Some(p);
+                if p < s {
+                    PlanMode::PerBatch
+                } else {
+                    PlanMode::Symbolic
+                }
+            }
+            other => other,
+        };
+        report.mode = mode;
+        let plans = match mode {
+            PlanMode::PerBatch => {
+                let mut states = Vec::with_capacity(max);
+                for b in 1..=max {
+                    let mut state = build(Some(b)).map_err(optimise_err)?;
+                    if b == 1 || b == max {
+                        check(&mut state, b)?;
+                    }
+                    states.push(state);
+                }
+                Plans::PerBatch(states)
+            }
+            _ => {
+                let mut state = build(None).map_err(optimise_err)?;
+                check(&mut state, 1)?;
+                Plans::Symbolic(Box::new(state))
+            }
+        };
+        report.build_s = started.elapsed().as_secs_f64();
+        Ok(TractEngine {
+            specs,
+            max_batch: max,
+            plans,
+            synthetic,
+            report,
+        })
+    }
+
+    /// The plan layout in use and what chose it.
+    pub fn plan_report(&self) -> PlanReport {
+        self.report
+    }
+
+    fn state(&mut self, batch: usize) -> Result<&mut State> {
+        if batch == 0 || batch > self.max_batch {
+            bail!("batch of {batch} outside 1..={}", self.max_batch);
+        }
+        Ok(match &mut self.plans {
+            Plans::Symbolic(s) => s,
+            Plans::PerBatch(states) => &mut states[batch - 1],
+        })
+    }
+}
+
+impl Engine for TractEngine {
+    fn backend(&self) -> &'static str {
+        "tract"
+    }
+
+    fn inputs(&self) -> &[InputSpec] {
+        &self.specs
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn run(&mut self, inputs: TVec<TValue>) -> Result<TVec<TValue>> {
+        if inputs.len() != self.specs.len() {
+            bail!(
+                "{} inputs given, the model takes {}",
+                inputs.len(),
+                self.specs.len()
+            );
+        }
+        let batch = inputs[0].shape().first().copied().unwrap_or(0);
+        for (t, spec) in inputs.iter().zip(&self.specs) {
+            if t.datum_type() != spec.datum
+                || t.shape().first() != Some(&batch)
+                || t.shape()[1..] != spec.shape[..]
+            {
+                bail!(
+                    "input {:?}{:?} does not fit {spec} with a batch of {batch}",
+                    t.datum_type(),
+                    t.shape()
+                );
+            }
+        }
+        let state = self.state(batch)?;
+        state
+            .run(inputs)
+            .map_err(|e| anyhow!("inference: {}", brief(&e)))
+    }
+
+    fn run_synthetic(&mut self, batch: usize) -> Result<()> {
+        let inputs = batch_inputs(&self.synthetic, self.max_batch, batch)?;
+        let state = self.state(batch)?;
+        state
+            .run(inputs)
+            .map(drop)
+            .map_err(|e| anyhow!("inference: {}", brief(&e)))
+    }
+}
+
+/// The first `batch` rows of each synthetic input; no copy at the largest batch.
+fn batch_inputs(synthetic: &[Arc<Tensor>], max: usize, batch: usize) -> Result<TVec<TValue>> {
+    synthetic
+        .iter()
+        .map(|t| {
+            Ok(if batch == max {
+                TValue::from_const(Arc::clone(t))
+            } else {
+                t.slice(0, 0, batch)?.into()
+            })
+        })
+        .collect()
+}
+
+/// Fails on the first operator tract does not implement, naming it.
+fn check_operators(model: &InferenceModel) -> Result<()> {
+    for node in model.nodes() {
+        let name = node.op.name();
+        if let Some(op) = name
+            .strip_prefix("Unimplemented(")
+            .and_then(|s| s.strip_suffix(')'))
+        {
+            bail!("unsupported operator {op} (node {:?})", node.name);
+        }
+    }
+    Ok(())
+}
+
+/// Every input's per-request shape and kind, and the batch symbol they share.
+fn inspect_inputs(model: &InferenceModel) -> Result<(Vec<InputSpec>, String)> {
+    let outlets = model.input_outlets()?.to_vec();
+    if outlets.is_empty() {
+        bail!("the model has no inputs");
+    }
+    let mut specs = Vec::new();
+    let mut symbol: Option<String> = None;
+    for outlet in outlets {
+        let name = model.node(outlet.node).name.clone();
+        let fact = model.outlet_fact(outlet)?;
+        let datum = fact
+            .datum_type
+            .concretize()
+            .ok_or_else(|| anyhow!("input {name:?} has no element type"))?;
+        let dims: Vec<TDim> = fact
+            .shape
+            .dims()
+            .map(|d| d.concretize())
+            .collect::<Option<_>>()
+            .filter(|_| !fact.shape.is_open())
+            .ok_or_else(|| anyhow!("input {name:?} has no fixed rank; give its shape"))?;
+        let Some((first, rest)) = dims.split_first() else {
+            bail!("input {name:?} is a scalar: no batch dimension");
+        };
+        let first = match first {
+            TDim::Sym(s) => format!("{s}"),
+            other => bail!(
+                "input {name:?} has no batch dimension (axis 0 is {other}); export it with a dynamic batch axis"
+            ),
+        };
+        if let Some(s) = symbol.as_ref().filter(|s| **s != first) {
+            bail!("inputs are batched by different dimensions ({s} and {first})");
+        }
+        symbol = Some(first);
+        let shape = rest
+            .iter()
+            .map(|d| d.to_usize().ok())
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| {
+                anyhow!("input {name:?} has a symbolic dimension besides the batch: {dims:?}")
+            })?;
+        let kind = input_kind(model, outlet, &name, datum);
+        specs.push(InputSpec {
+            name,
+            datum,
+            shape,
+            kind,
+        });
+    }
+    let symbol = symbol.ok_or_else(|| anyhow!("the model has no inputs"))?;
+    Ok((specs, symbol))
+}
+
+/// Guesses how to fill an input: float inputs are features; integer inputs are
+/// masks or token types by name, else token ids bounded by the embedding table
+/// that a `Gather` indexes with them.
+fn input_kind(model: &InferenceModel, outlet: OutletId, name: &str, datum: DatumType) -> InputKind {
+    if datum.is_float() {
+        return InputKind::Features;
+    }
+    let lower = name.to_lowercase();
+    if lower.contains("mask") {
+        return InputKind::Mask;
+    }
+    if lower.contains("type") || lower.contains("segment") {
+        return InputKind::Zeros;
+    }
+    let vocab = model
+        .nodes()
+        .iter()
+        .filter(|n| n.op.name() == "Gather" && n.inputs.get(1) == Some(&outlet))
+        .find_map(|n| {
+            let table = model.outlet_fact(n.inputs[0]).ok()?;
+            let value = table.value.concretize()?;
+            value.shape().first().map(|&rows| rows as i64)
+        });
+    // Without a table to bound them, small ids are valid for any vocabulary.
+    InputKind::TokenIds {
+        vocab: vocab.unwrap_or(100),
+    }
+}
+
+/// Synthetic inputs at the largest batch, drawn from `seed`.
+fn synthesise(specs: &[InputSpec], max: usize, seed: u64) -> Result<Vec<Arc<Tensor>>> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    specs
+        .iter()
+        .map(|spec| {
+            let mut shape = vec![max];
+            shape.extend(&spec.shape);
+            let n: usize = shape.iter().product();
+            let t = match spec.kind {
+                InputKind::Features => {
+                    let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+                    Tensor::from_shape(&shape, &v)?
+                }
+                InputKind::TokenIds { vocab } => {
+                    let v: Vec<i64> = (0..n).map(|_| rng.random_range(0..vocab.max(1))).collect();
+                    Tensor::from_shape(&shape, &v)?
+                }
+                InputKind::Mask => Tensor::from_shape(&shape, &vec![1i64; n])?,
+                InputKind::Zeros => Tensor::from_shape(&shape, &vec![0i64; n])?,
+            };
+            // Integer inputs of another width (i32 ids) are cast from i64.
+            let t = t.cast_to_dt(spec.datum)?.into_owned();
+            Ok(Arc::new(t))
+        })
+        .collect()
+}

@@ -1,0 +1,74 @@
+//! The tract engine on the generated MLP: both plan layouts, caller-fed inputs,
+//! and inputs that do not fit.
+
+use ecoedge_models::Builtin;
+use ecoedge_runner::inference::{Engine, InputKind, PlanMode, TractEngine, TractOptions};
+use tract_onnx::prelude::*;
+
+fn mlp(plans: PlanMode) -> TractEngine {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Builtin::Mlp.path_in(dir.path()).unwrap();
+    let options = TractOptions {
+        max_batch: 4,
+        plans,
+        threads: 1,
+        seed: 3,
+    };
+    TractEngine::load(&path, &options).unwrap()
+}
+
+#[test]
+fn every_layout_runs_every_batch_size() {
+    for plans in [PlanMode::Symbolic, PlanMode::PerBatch, PlanMode::Auto] {
+        let mut e = mlp(plans);
+        assert_ne!(e.plan_report().mode, PlanMode::Auto);
+        assert_eq!(e.max_batch(), 4);
+        for b in 1..=4 {
+            e.run_synthetic(b).unwrap();
+        }
+        assert!(e.run_synthetic(0).is_err());
+        assert!(e.run_synthetic(5).is_err());
+    }
+}
+
+#[test]
+fn inputs_are_described_and_fed_by_the_caller() {
+    let mut e = mlp(PlanMode::PerBatch);
+    let spec = &e.inputs()[0];
+    assert_eq!(spec.name, "input");
+    assert_eq!(spec.shape, vec![64]);
+    assert_eq!(spec.kind, InputKind::Features);
+    let x = Tensor::from_shape(&[3, 64], &vec![0.25f32; 3 * 64]).unwrap();
+    let out = e.run(tvec!(x.into())).unwrap();
+    assert_eq!(out[0].shape(), &[3, 10]);
+}
+
+#[test]
+fn caller_inputs_that_do_not_fit_are_refused() {
+    let mut e = mlp(PlanMode::Symbolic);
+    let wrong_width = Tensor::from_shape(&[2, 63], &vec![0f32; 2 * 63]).unwrap();
+    assert!(e.run(tvec!(wrong_width.into())).is_err());
+    let wrong_type = Tensor::from_shape(&[2, 64], &vec![0i64; 2 * 64]).unwrap();
+    assert!(e.run(tvec!(wrong_type.into())).is_err());
+    let too_big = Tensor::from_shape(&[5, 64], &vec![0f32; 5 * 64]).unwrap();
+    assert!(e.run(tvec!(too_big.into())).is_err());
+}
+
+#[test]
+fn token_inputs_are_bounded_by_the_embedding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Builtin::BertTiny.path_in(dir.path()).unwrap();
+    let options = TractOptions {
+        max_batch: 2,
+        plans: PlanMode::Symbolic,
+        threads: 1,
+        seed: 1,
+    };
+    let mut e = TractEngine::load(&path, &options).unwrap();
+    let kinds: Vec<InputKind> = e.inputs().iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![InputKind::TokenIds { vocab: 30_522 }, InputKind::Mask]
+    );
+    e.run_synthetic(2).unwrap();
+}
