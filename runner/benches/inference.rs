@@ -12,8 +12,9 @@
 //! `ECOEDGE_BENCH_MODELS` (default `resnet50,bert-tiny`), `ECOEDGE_BENCH_BATCHES`
 //! (default `1,2,4,8,16`), `ECOEDGE_BENCH_THREADS` (default `1,ALL`),
 //! `ECOEDGE_BENCH_SERVICE` (model for part 2, default `resnet50`; `none` skips
-//! it). Results go to stdout as markdown and to `target/ecoedge-bench.json`,
-//! which `runner/benches/ort_bench.py` reads to report onnxruntime as a ratio.
+//! it), `ECOEDGE_BENCH_SERVICE_BATCHES` (timed batches of part 2, default 8).
+//! Results go to stdout as markdown and to `target/ecoedge-bench.json`, which
+//! `runner/benches/ort_bench.py` reads to report onnxruntime as a ratio.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -165,16 +166,22 @@ fn steady_rate(done_us: &[u64], batch: usize) -> Result<f64> {
         return Err(anyhow!("no batch completed"));
     };
     if last <= first {
-        return Err(anyhow!("one batch only: raise ECOEDGE_BENCH_SECONDS"));
+        return Err(anyhow!(
+            "one batch only: raise ECOEDGE_BENCH_SERVICE_BATCHES"
+        ));
     }
     Ok((done_us.len() - 1) as f64 * batch as f64 / ((last - first) as f64 * 1e-6))
 }
 
 fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()> {
     const BATCH: usize = 16;
+    let batches: usize = std::env::var("ECOEDGE_BENCH_SERVICE_BATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8)
+        .max(2);
     let model = Builtin::from_name(name).with_context(|| format!("model {name}"))?;
     let path = model.path()?;
-    let seconds = budget_s().max(10.0);
 
     // Raw tract: the exact batch-16 plan in a bare loop.
     let exact = plan(&path, Some(BATCH), 1)?;
@@ -183,7 +190,7 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     state.run(x.clone())?;
     let start = Instant::now();
     let mut done = Vec::new();
-    while start.elapsed().as_secs_f64() < seconds {
+    for _ in 0..=batches {
         state.run(x.clone())?;
         done.push(start.elapsed().as_micros() as u64);
     }
@@ -191,8 +198,9 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     drop(exact);
     let raw = steady_rate(&done, BATCH)?;
 
-    // The service loop pinned at batch 16 (`fixed:max`), arrivals at twice the
-    // raw rate so it never idles; the drain after the arrivals stop counts too.
+    // The service loop pinned at batch 16 (`fixed:max`) with the same plan
+    // layout, arrivals a quarter above the raw rate so it never idles; the
+    // drain after the arrivals stop counts too.
     let mut engine = TractEngine::load(
         &path,
         &TractOptions {
@@ -218,11 +226,11 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
         ..Settings::default()
     };
     let ctl = Controller::new(space, settings, optimizer)?;
-    let gap_us = (1e6 / (2.0 * raw)).max(1.0) as u64;
+    let gap_us = (1e6 / (1.25 * raw)).max(1.0) as u64;
     let setup = RunSetup {
         workload: Workload::parse(&format!("fixed:{gap_us}us"))?,
         seed: 1,
-        duration_us: (seconds * 1e6) as u64,
+        duration_us: ((batches + 1) * BATCH) as u64 * gap_us,
     };
     let stop = AtomicBool::new(false);
     let out = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |_| {})?;
@@ -233,7 +241,11 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     println!();
     println!("| {name} batch {BATCH} | raw tract | service loop | loss |");
     println!("|---|---|---|---|");
-    println!("| requests/s | {raw:.2} | {served:.2} | {loss:.2} % |");
+    println!(
+        "| requests/s ({} and {} batches) | {raw:.3} | {served:.3} | {loss:.2} % |",
+        batches,
+        done.len() - 1
+    );
     results.push(json!({"model": name, "service_vs_raw": {
         "batch": BATCH, "raw_rps": raw, "service_rps": served, "loss_percent": loss,
         "served": out.served.len(), "refused": out.refused}}));

@@ -191,3 +191,46 @@ fn a_bad_workload_is_one_error_line() {
     );
     assert_one_error_line(&out, "sometimes:3");
 }
+
+#[test]
+fn ctrl_c_drains_and_prints_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ecoedge"))
+        .args([
+            "run",
+            "--board",
+            "host",
+            "--sysfs-root",
+            root.to_str().unwrap(),
+            "--model",
+            "mlp",
+            "--workload",
+            "fixed:2ms",
+            "--duration",
+            "1h",
+            "--window",
+            "32",
+            "--warmup",
+            "0",
+            "--json",
+        ])
+        .env("ECOEDGE_CACHE", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: plain kill(2) on the child we spawned and still own.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the summary");
+    let r = &s["requests"];
+    assert!(r["served"].as_u64().unwrap() > 100, "{r}");
+    assert!(r["pending"].as_u64().unwrap() < 16, "drained: {r}");
+}

@@ -96,6 +96,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
         bail!("--threads must be at least 1");
     }
     let (settings, limits) = args.measure.settings()?;
+    // First Ctrl-C or SIGTERM: stop arrivals, drain, restore, summarise (during
+    // the plan build: stop before serving). A second one ends the process at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
+
     let path = model_path(&args.model)?;
 
     let spinner = ProgressBar::new_spinner().with_message(format!(
@@ -152,14 +162,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         )
     })?;
 
-    // First Ctrl-C or SIGTERM: stop arrivals, drain, restore, summarise. A
-    // second one ends the process at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
-            .context("installing the Ctrl-C handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing the Ctrl-C handler")?;
+    if stop.load(Ordering::Acquire) {
+        bail!("interrupted before serving began");
     }
 
     let bar = ProgressBar::new(args.duration / 1000).with_style(
