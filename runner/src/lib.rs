@@ -6,10 +6,12 @@
 
 pub mod apply;
 pub mod cmd;
+pub mod compare;
 pub mod device;
 pub mod host;
 pub mod inference;
 pub mod metrics;
+pub mod plots;
 pub mod report;
 pub mod service;
 pub mod sim;

@@ -20,6 +20,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// One optimizer, one workload, in virtual time on a simulated board.
     Sim(cmd::sim::SimArgs),
+    /// The paper's evaluation: every optimizer on every workload, tables and plots.
+    Compare(cmd::compare::CompareArgs),
     /// What the board offers: detection, CPU and GPU levels, governors, power rails.
     Board(cmd::board::BoardArgs),
     /// Write a device profile (latency and power per config) for `--device PATH`.
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(&args),
         Command::Profile(args) => cmd::profile::run(&args),
         Command::Board(args) => cmd::board::run(&args),
+        Command::Compare(args) => cmd::compare::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -284,3 +284,94 @@ fn board_on_a_machine_without_jetson_says_what_is_missing() {
         "board only reads"
     );
 }
+
+#[test]
+fn compare_reports_the_schema_tables_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cmp");
+    let v = json(&[
+        "compare",
+        "--workload",
+        "fixed:90ms",
+        "--workload",
+        "bursty:10@900ms",
+        "--optimizers",
+        "ecogd,grid,dvfs,oracle",
+        "--repeats",
+        "2",
+        "--windows",
+        "40",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    for key in ["device", "model", "alpha", "seed", "repeats", "results"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8);
+    for r in results {
+        for phase in ["during", "after", "overall"] {
+            for key in [
+                "mean_cost",
+                "p95_cost",
+                "p99_cost",
+                "mean_energy_j",
+                "mean_latency_s",
+                "p99_latency_s",
+                "served",
+                "refused",
+            ] {
+                assert!(r[phase].get(key).is_some(), "{phase}.{key} missing in {r}");
+            }
+        }
+        assert!(r.get("converge_window").is_some() && r["windows"] == 40);
+        for key in ["cpu_khz", "gpu_hz", "batch"] {
+            assert!(r["final_config"].get(key).is_some());
+        }
+    }
+    // The oracle is the floor: no optimizer beats it after convergence by more than noise.
+    for w in ["fixed:90ms", "bursty:10@900ms"] {
+        let cost = |o: &str| {
+            results
+                .iter()
+                .find(|r| r["workload"] == w && r["optimizer"] == o)
+                .unwrap()["after"]["mean_cost"]
+                .as_f64()
+                .unwrap()
+        };
+        for o in ["ecogd", "grid", "dvfs"] {
+            assert!(
+                cost(o) > 0.95 * cost("oracle"),
+                "{w}: {o} {} < oracle {}",
+                cost(o),
+                cost("oracle")
+            );
+        }
+    }
+    assert!(v["headline"]["pairs"].as_u64().unwrap() == 4);
+    for f in [
+        "tables.md",
+        "results.json",
+        "cost-fixed-90ms.svg",
+        "phases-bursty-10at900ms.svg",
+        "scatter-fixed-90ms.svg",
+    ] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(text.len() > 200, "{f} is nearly empty");
+    }
+    let svg = std::fs::read_to_string(out.join("cost-fixed-90ms.svg")).unwrap();
+    assert!(
+        svg.contains("ecogd") && svg.contains("window"),
+        "legend and axis label"
+    );
+    fails_clearly(&["compare", "--suite", "nips"], "unknown suite `nips`");
+    fails_clearly(
+        &["compare", "--suite", "paper", "--optimizers", "ecogd,sgd"],
+        "--optimizers",
+    );
+    fails_clearly(
+        &["compare", "--workload", "fixed:50ms", "--repeats", "0"],
+        "--repeats",
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand: argument parsing and output; the work lives elsewhere.
 
 pub mod board;
+pub mod compare;
 pub mod profile;
 pub mod run;
 pub mod sim;

@@ -55,8 +55,11 @@ pub enum Stop {
 pub struct SimSetup {
     /// Arrival process.
     pub workload: Workload,
-    /// Seed of every random stream.
+    /// Seed of the sensor noise, the service-time jitter and the optimizer.
     pub seed: u64,
+    /// Seed of the arrivals: reruns of an experiment replay the same arrivals
+    /// with other noise, as reruns on a board replay the same trace.
+    pub arrival_seed: u64,
     /// When to stop.
     pub stop: Stop,
     /// Controller settings (window, warm-up, alpha, scope, baseline, max wait).
@@ -85,6 +88,7 @@ impl SimSetup {
         SimSetup {
             workload,
             seed,
+            arrival_seed: seed,
             stop,
             settings: Settings::default(),
             sensor: SensorModel::default(),
@@ -150,6 +154,8 @@ pub struct Outcome {
     pub arrived: u64,
     /// Requests refused by the full queue.
     pub refused: u64,
+    /// For each refusal, the window open when it happened.
+    pub refused_in: Vec<u32>,
     /// The config in force at the end.
     pub final_config: Config,
     /// The controller's baseline, once calibrated or given.
@@ -276,7 +282,7 @@ pub fn simulate<O: Optimizer>(
     let space = space_of(model, setup.lower_limits)?;
     let mut ctl: Controller<(), O, MAX_BATCH> =
         Controller::new(space.clone(), setup.settings, optimizer).context("controller settings")?;
-    let mut arrivals = setup.workload.arrivals(setup.seed)?;
+    let mut arrivals = setup.workload.arrivals(setup.arrival_seed)?;
     let horizon = match setup.stop {
         Stop::Duration(d) => d,
         Stop::Windows(_) => u64::MAX,
@@ -325,6 +331,7 @@ pub fn simulate<O: Optimizer>(
         windows: Vec::new(),
         arrived: 0,
         refused: 0,
+        refused_in: Vec::new(),
         final_config: ctl.config(),
         baseline: None,
         end_us: 0,
@@ -390,6 +397,7 @@ pub fn simulate<O: Optimizer>(
             out.arrived += 1;
             if queue.push(Instant::from_micros(now), ()).is_err() {
                 out.refused += 1;
+                out.refused_in.push(out.windows.len() as u32);
             }
             next_arrival = arrivals.next().filter(|&t| t < horizon);
         }

@@ -1,12 +1,18 @@
 //! The oracle: the best static config for a workload, found by simulation.
 //!
-//! Only a simulator can know it: every config of the space is simulated without
-//! noise (ideal meter, no jitter) and ranked by mean per-request cost against one
-//! reference baseline; configs that refuse requests rank after all that do not.
+//! Only a simulator can know it: configs are simulated without noise (ideal
+//! meter, no jitter) and ranked by mean per-request cost against one reference
+//! baseline; configs that refuse requests rank after all that do not.
 //! Simulating all 6000 configs over a 3-hour trace would take minutes, so the
-//! search has two stages: every config over the first [`SCREEN_WINDOWS`] windows
-//! of the workload, then the [`FINALISTS`] best over the full run. The result is
-//! the physical limit a static choice can reach on that workload.
+//! search screens, then decides over the full run:
+//! - every config over the first [`SCREEN_WINDOWS`] windows (enough for a
+//!   stationary workload to rank configs);
+//! - for traces, whose load changes over hours, also a coarse grid (every other
+//!   CPU and GPU level with the top one, batches 1 2 3 4 6 8 12 16) over the
+//!   full run;
+//! - the [`FINALISTS`] best of each screen over the full run.
+//!
+//! The result is the limit a static choice can reach on that workload.
 
 use anyhow::Result;
 use ecoedge_core::cost::{Alpha, Baseline};
@@ -19,9 +25,11 @@ use super::{SimSetup, Stop, simulate, space_of};
 use crate::metrics::PhaseStats;
 
 /// Windows of the screening stage.
-pub const SCREEN_WINDOWS: u32 = 12;
-/// Configs carried into the full-length stage.
-pub const FINALISTS: usize = 12;
+pub const SCREEN_WINDOWS: u32 = 6;
+/// Configs each screen carries into the full-length stage.
+pub const FINALISTS: usize = 8;
+/// Batch sizes of the coarse grid.
+const COARSE_BATCHES: [u32; 8] = [1, 2, 3, 4, 6, 8, 12, 16];
 
 /// The oracle's answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,7 +98,24 @@ pub fn best_static(
         }
     }
     let screened = rank(model, setup, baseline, &all, Stop::Windows(SCREEN_WINDOWS))?;
-    let finalists: Vec<Config> = screened.iter().take(FINALISTS).map(|r| r.2).collect();
+    let mut finalists: Vec<Config> = screened.iter().take(FINALISTS).map(|r| r.2).collect();
+    if setup.workload.is_trace() {
+        let coarse: Vec<Config> = all
+            .iter()
+            .copied()
+            .filter(|c| {
+                let every_other = |d: usize| {
+                    let (i, top) = (c.index(d), dims[d].max_index());
+                    i == top || (top - i) % 2 == 0
+                };
+                every_other(0) && every_other(1) && COARSE_BATCHES.contains(&space.batch_size(c))
+            })
+            .collect();
+        let full = rank(model, setup, baseline, &coarse, setup.stop)?;
+        finalists.extend(full.iter().take(FINALISTS).map(|r| r.2));
+        finalists.sort();
+        finalists.dedup();
+    }
     let best = rank(model, setup, baseline, &finalists, setup.stop)?;
     let (_, mean_cost, config) = best[0];
     Ok(StaticBest { config, mean_cost })
