@@ -24,7 +24,8 @@
 //!    The expected improvement at unit deviation is tabulated (chords of a convex
 //!    curve bound it from above), so the screens need no `erf` or `exp`.
 //! 2. Survivors run the variance solve on their tabulated kernel vector, eight at
-//!    a time (vectorised); its partial sums only grow, so each bounds `sigma` from
+//!    a time (vectorised; the live ones are packed into 4, 2, 1 lanes as the others
+//!    are ruled out); its partial sums only grow, so each bounds `sigma` from
 //!    above, checked every `CHECK_ROWS` (8) rows.
 //! 3. The rest are evaluated with the plain formula, whose solve also stops as soon
 //!    as a partial sum rules the config out.
@@ -63,8 +64,10 @@ pub const OBSERVATIONS: usize = 64;
 /// Entries of the packed lower triangle of an `OBSERVATIONS`-square matrix.
 const PACKED: usize = OBSERVATIONS * (OBSERVATIONS + 1) / 2;
 
-/// Configs solved together by the screening variance solve.
+/// Configs solved together by the screening variance solve (the solve narrows
+/// to 4, 2, 1 of them as they are ruled out).
 const LANES: usize = 8;
+const _: () = assert!(LANES == 8, "Batch::solve dispatches on 8, 4, 2 and 1 lanes");
 
 /// Rows of the variance solve between two checks of its partial bound.
 const CHECK_ROWS: usize = 8;
@@ -187,6 +190,7 @@ impl Curve {
     /// An upper bound of [`improvement`] as computed, given that the exact `gain`
     /// and `sigma` are at most the arguments, like [`improvement_bound`]. Falls back
     /// to it for small or non-finite `sigma` and `z` above the grid.
+    #[inline]
     fn bound(&self, gain: f64, sigma: f64) -> f64 {
         if sigma.is_nan() || sigma < 1e-3 {
             return improvement_bound(gain, sigma);
@@ -448,6 +452,9 @@ impl Batch {
             *a = true;
         }
         let mut vv = [0.0; LANES];
+        // Lanes still solved: the live ones are moved to the front whenever they
+        // fit in half of them.
+        let mut width = LANES;
         let mut start = 0;
         for i in 0..n {
             let Some(row) = bayes.chol.get(start..=start + i) else {
@@ -458,33 +465,70 @@ impl Batch {
             let (Some(current), Some(diag)) = (rest.first_mut(), row.last()) else {
                 break;
             };
-            let mut acc = [0.0; LANES];
-            for (l, v) in row.iter().zip(solved.iter()) {
-                for (s, x) in acc.iter_mut().zip(v) {
-                    *s += l * x;
-                }
-            }
-            for ((x, s), q) in current.iter_mut().zip(&acc).zip(vv.iter_mut()) {
+            let acc = match width {
+                8.. => dot_lanes::<8>(row, solved),
+                4..=7 => dot_lanes::<4>(row, solved),
+                2..=3 => dot_lanes::<2>(row, solved),
+                _ => dot_lanes::<1>(row, solved),
+            };
+            for ((x, s), q) in current.iter_mut().zip(&acc).zip(vv.iter_mut()).take(width) {
                 let v = (*x - s) / diag;
                 *x = v;
                 *q += v * v;
             }
             let rows = i + 1;
             if rows % CHECK_ROWS == 0 || rows == n {
-                let mut any = false;
-                for ((a, &q), &gain) in alive.iter_mut().zip(&vv).zip(&self.gain) {
+                let mut live = 0;
+                for ((a, &q), &gain) in alive.iter_mut().zip(&vv).zip(&self.gain).take(width) {
                     if *a && curve.bound(gain, sqrt((1.0 - (q - margin)).max(0.0))) < bar {
                         *a = false;
                     }
-                    any |= *a;
+                    live += usize::from(*a);
                 }
-                if !any {
+                if live == 0 {
                     break;
+                }
+                if live <= width / 2 && rows < n {
+                    // Move the live lanes to the front, in order.
+                    let mut to = 0;
+                    for from in 0..width {
+                        if alive.get(from).copied().unwrap_or(false) {
+                            if from != to {
+                                for lanes in self.k.iter_mut().take(n) {
+                                    lanes.swap(from, to);
+                                }
+                                self.c.swap(from, to);
+                                self.gain.swap(from, to);
+                                vv.swap(from, to);
+                                alive.swap(from, to);
+                            }
+                            to += 1;
+                        }
+                    }
+                    self.len = live;
+                    width = live.next_power_of_two();
                 }
             }
         }
         alive
     }
+}
+
+/// `sum_j row_j * solved_j[lane]` for the first `W` lanes (at most [`LANES`]).
+fn dot_lanes<const W: usize>(row: &[f64], solved: &[[f64; LANES]]) -> [f64; LANES] {
+    let mut acc = [0.0; W];
+    for (l, v) in row.iter().zip(solved) {
+        if let Some(v) = v.first_chunk::<W>() {
+            for (s, x) in acc.iter_mut().zip(v) {
+                *s += l * x;
+            }
+        }
+    }
+    let mut out = [0.0; LANES];
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a;
+    }
+    out
 }
 
 /// Per-step tables that bound the expected improvement of every config in
