@@ -37,9 +37,10 @@
 //! same order as the plain exhaustive search. So the choice is the same, bit for bit
 //! (the unit tests check this against a brute-force reference).
 //!
-//! On the development machine (2 shared cores) one step with 64 observations on the
-//! Xavier NX space went from about 13 ms to about 1.3 ms (`cargo bench -p
-//! ecoedge-core --bench optimizers`). What remains is mostly tier 2: far from the
+//! On the development machine (2 shared, busy cores) one step with 64 observations
+//! on the Xavier NX space went from about 18-19 ms to about 2.5-2.9 ms, measured
+//! back to back (`cargo bench -p ecoedge-core --bench optimizers`; the plain search
+//! took 12.8 ms there when the machine was quieter). What remains is mostly tier 2: far from the
 //! observations the expected improvement is nearly flat (`mu` near the prior mean,
 //! `sigma` near 1), so about 40% of the configs need a partial solve to be told
 //! apart from the best. The worst case (nothing ruled out) stays the exhaustive
