@@ -52,7 +52,8 @@ pub struct RunArgs {
     /// Largest batch size (the batch knob runs 1..=this).
     #[arg(long, default_value_t = MAX_BATCH as u32)]
     pub max_batch: u32,
-    /// Inference plans: one per batch size, one symbolic, or auto (time both, keep the faster).
+    /// Inference plans: one per batch size, one symbolic, or auto (time both at the smallest and
+    /// largest batch; per-batch only when clearly faster, as they cost memory).
     #[arg(long, value_enum, default_value_t = PlanMode::Auto)]
     pub plans: PlanMode,
     /// Threads of tract's executor (1: inference on the service thread).
@@ -135,15 +136,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .join("; "),
         plans.mode,
         plans.build_s,
-        match (plans.symbolic_s, plans.per_batch_s) {
-            (Some(s), Some(p)) => format!(
-                " (batch {}: symbolic {:.2} ms, per-batch {:.2} ms)",
-                args.max_batch,
-                s * 1e3,
-                p * 1e3
-            ),
-            _ => String::new(),
-        }
+        plans
+            .timings
+            .iter()
+            .map(|t| format!(
+                "; batch {}: symbolic {:.2} ms, per-batch {:.2} ms",
+                t.batch,
+                t.symbolic_s * 1e3,
+                t.per_batch_s * 1e3
+            ))
+            .collect::<String>()
     );
 
     let clock = MonotonicClock::new();
