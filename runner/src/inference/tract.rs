@@ -114,11 +114,12 @@ impl TractEngine {
         if options.max_batch == 0 {
             bail!("largest batch must be at least 1");
         }
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read model {shown}"))?;
+        std::fs::File::open(path).with_context(|| format!("cannot read model {shown}"))?;
+        // By path, not from bytes: tensors stored as external data are found
+        // next to the file.
         let model = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
+            .model_for_path(path)
             .map_err(|e| anyhow!("{shown}: not an ONNX model tract can load ({})", brief(&e)))?;
-        drop(bytes);
         check_operators(&model).with_context(|| shown.to_string())?;
         let (specs, batch_symbol) = inspect_inputs(&model).with_context(|| shown.to_string())?;
         let typed = model
