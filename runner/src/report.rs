@@ -121,8 +121,55 @@ pub struct Summary {
     pub final_config: ConfigJson,
 }
 
+impl Summary {
+    /// Prints the summary for people; `span` says how long the run was.
+    pub fn print(&self, span: &str) {
+        let place = match &self.device {
+            Some(d) => format!("{d} ({})", self.board),
+            None => self.board.clone(),
+        };
+        println!(
+            "{} on {place}, {} with {}, seed {}: {span}, {} windows",
+            self.model, self.workload, self.optimizer, self.seed, self.windows
+        );
+        let r = self.requests;
+        println!(
+            "requests: {} arrived, {} served, {} refused, {} pending",
+            r.arrived, r.served, r.refused, r.pending
+        );
+        let l = self.latency_s;
+        println!(
+            "latency:  mean {:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            l.mean * 1e3,
+            l.p50 * 1e3,
+            l.p95 * 1e3,
+            l.p99 * 1e3
+        );
+        let e = self.energy_j_per_request;
+        println!(
+            "energy:   {:.2} mJ per request ({}, {})",
+            e.mean * 1e3,
+            e.scope,
+            e.source
+        );
+        println!(
+            "cost:     mean {:.3}, p99 {:.3} (1 = every knob at max)",
+            self.cost.mean, self.cost.p99
+        );
+        let c = self.final_config;
+        let mhz = |v: Option<u32>, per_mhz: u32| {
+            v.map_or("-".to_string(), |v| format!("{} MHz", v / per_mhz))
+        };
+        println!(
+            "final:    CPU {}, GPU {}, batch {}",
+            mhz(c.cpu_khz, 1_000),
+            mhz(c.gpu_hz, 1_000_000),
+            c.batch
+        );
+    }
+}
+
 /// Builds the figures part of a summary from served requests.
-#[allow(clippy::too_many_arguments)]
 pub fn figures(
     served: &[Served],
     arrived: u64,

@@ -205,7 +205,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        print_summary(&summary, out.end_us.saturating_sub(start_us));
+        summary.print(&format!(
+            "{:.1} s",
+            out.end_us.saturating_sub(start_us) as f64 * 1e-6
+        ));
     }
     Ok(())
 }
@@ -244,49 +247,4 @@ fn summarise(
         windows: out.windows.len(),
         final_config: ConfigJson::new(&out.space, &out.final_config),
     }
-}
-
-fn print_summary(s: &Summary, wall_us: u64) {
-    println!(
-        "{} on {}, {} with {}, seed {}: {:.1} s, {} windows",
-        s.model,
-        s.board,
-        s.workload,
-        s.optimizer,
-        s.seed,
-        wall_us as f64 * 1e-6,
-        s.windows
-    );
-    let r = s.requests;
-    println!(
-        "requests: {} arrived, {} served, {} refused, {} pending",
-        r.arrived, r.served, r.refused, r.pending
-    );
-    let l = s.latency_s;
-    println!(
-        "latency:  mean {:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-        l.mean * 1e3,
-        l.p50 * 1e3,
-        l.p95 * 1e3,
-        l.p99 * 1e3
-    );
-    println!(
-        "energy:   {:.2} mJ per request ({}, {})",
-        s.energy_j_per_request.mean * 1e3,
-        s.energy_j_per_request.scope,
-        s.energy_j_per_request.source
-    );
-    println!(
-        "cost:     mean {:.3}, p99 {:.3} (1 = every knob at max)",
-        s.cost.mean, s.cost.p99
-    );
-    let c = s.final_config;
-    let khz = |v: Option<u32>| v.map_or("-".to_string(), |v| format!("{} MHz", v / 1000));
-    let hz = |v: Option<u32>| v.map_or("-".to_string(), |v| format!("{} MHz", v / 1_000_000));
-    println!(
-        "final:    CPU {}, GPU {}, batch {}",
-        khz(c.cpu_khz),
-        hz(c.gpu_hz),
-        c.batch
-    );
 }

@@ -206,54 +206,10 @@ pub fn run(args: &SimArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        print_summary(&summary, out.end_us);
+        summary.print(&format!(
+            "{:.0} s of virtual time",
+            out.end_us as f64 * 1e-6
+        ));
     }
     Ok(())
-}
-
-fn print_summary(s: &Summary, end_us: u64) {
-    let c = s.final_config;
-    println!(
-        "{} on {} ({}), {} with {}, seed {}: {:.0} s of virtual time, {} windows",
-        s.model,
-        s.device.as_deref().unwrap_or(&s.board),
-        s.board,
-        s.workload,
-        s.optimizer,
-        s.seed,
-        end_us as f64 * 1e-6,
-        s.windows
-    );
-    let r = s.requests;
-    println!(
-        "requests: {} arrived, {} served, {} refused, {} pending",
-        r.arrived, r.served, r.refused, r.pending
-    );
-    let l = s.latency_s;
-    println!(
-        "latency:  mean {:.1} ms, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-        l.mean * 1e3,
-        l.p50 * 1e3,
-        l.p95 * 1e3,
-        l.p99 * 1e3
-    );
-    println!(
-        "energy:   {:.1} mJ per request ({}, {})",
-        s.energy_j_per_request.mean * 1e3,
-        s.energy_j_per_request.scope,
-        s.energy_j_per_request.source
-    );
-    println!(
-        "cost:     mean {:.3}, p99 {:.3} (1 = every knob at max)",
-        s.cost.mean, s.cost.p99
-    );
-    let khz = |v: Option<u32>| v.map_or("governor".to_string(), |v| format!("{} MHz", v / 1000));
-    let hz =
-        |v: Option<u32>| v.map_or("governor".to_string(), |v| format!("{} MHz", v / 1_000_000));
-    println!(
-        "final:    CPU {}, GPU {}, batch {}",
-        khz(c.cpu_khz),
-        hz(c.gpu_hz),
-        c.batch
-    );
 }
