@@ -9,7 +9,7 @@ use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::quantile::LogHistogram;
 use serde::Serialize;
 
-use crate::sim::Served;
+use crate::report::Served;
 
 /// Mean and tail figures of a phase (or a whole run).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]

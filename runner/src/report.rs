@@ -3,13 +3,73 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ecoedge_core::cost::{Alpha, Baseline, EnergyScope};
+use ecoedge_core::cost::Baseline;
 use ecoedge_core::space::{Config, Knob, Space};
 use ecoedge_core::window::WindowReport;
+use ecoedge_core::window::WindowSettings;
 use serde::Serialize;
 
 use crate::metrics::PhaseStats;
-use crate::sim::Served;
+
+/// One served request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Served {
+    /// Arrival, microseconds.
+    pub arrival_us: u64,
+    /// Completion, microseconds.
+    pub done_us: u64,
+    /// Energy charged to it, joules.
+    pub energy_j: f64,
+    /// Window it completed in (calibration windows included).
+    pub window: u32,
+}
+
+impl Served {
+    /// Arrival to completion, seconds.
+    pub fn latency_s(&self) -> f64 {
+        (self.done_us - self.arrival_us) as f64 * 1e-6
+    }
+}
+
+/// What a run produced, on a board or in the simulator.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The knob space.
+    pub space: Space,
+    /// Every served request, in completion order.
+    pub served: Vec<Served>,
+    /// Every closed window.
+    pub windows: Vec<WindowReport>,
+    /// Requests that arrived.
+    pub arrived: u64,
+    /// Requests refused by the full queue.
+    pub refused: u64,
+    /// For each refusal, the window open when it was seen.
+    pub refused_in: Vec<u32>,
+    /// The config in force at the end.
+    pub final_config: Config,
+    /// The controller's baseline, once calibrated or given.
+    pub baseline: Option<Baseline>,
+    /// Time at the end (virtual or since start), microseconds.
+    pub end_us: u64,
+}
+
+/// What a summary says the run was.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// `sim`, `host` or `jetson`.
+    pub board: String,
+    /// Device model (`sim` only).
+    pub device: Option<String>,
+    /// DNN.
+    pub model: String,
+    /// Workload spec.
+    pub workload: String,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Seed.
+    pub seed: u64,
+}
 
 /// Request counts: every request that arrived is in exactly one of the others.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -169,42 +229,51 @@ impl Summary {
     }
 }
 
-/// Builds the figures part of a summary from served requests.
-pub fn figures(
-    served: &[Served],
-    arrived: u64,
-    refused: u64,
-    baseline: Option<Baseline>,
-    alpha: Alpha,
-    scope: EnergyScope,
-    source: &'static str,
-) -> (Requests, Latency, Energy, Cost) {
-    let b = baseline.unwrap_or(Baseline::new(1.0, 1.0).expect("positive"));
-    let s = PhaseStats::of(served, &b, alpha, refused);
-    let known = |x: f64| if baseline.is_some() { x } else { f64::NAN };
-    (
-        Requests {
-            arrived,
-            served: served.len() as u64,
-            refused,
-            pending: arrived - refused - served.len() as u64,
-        },
-        Latency {
-            mean: s.mean_latency_s,
-            p50: s.p50_latency_s,
-            p95: s.p95_latency_s,
-            p99: s.p99_latency_s,
-        },
-        Energy {
-            mean: s.mean_energy_j,
-            scope: scope.name(),
-            source,
-        },
-        Cost {
-            mean: known(s.mean_cost),
-            p99: known(s.p99_cost),
-        },
-    )
+impl Summary {
+    /// The summary of `out`: costs against the run's own baseline, energy
+    /// charged per `window.scope` and reported as coming from `source`.
+    pub fn of(meta: Meta, out: &Outcome, window: &WindowSettings, source: &'static str) -> Self {
+        let b = out
+            .baseline
+            .unwrap_or(Baseline::new(1.0, 1.0).expect("positive"));
+        let s = PhaseStats::of(&out.served, &b, window.alpha, out.refused);
+        let known = |x: f64| if out.baseline.is_some() { x } else { f64::NAN };
+        Summary {
+            board: meta.board,
+            device: meta.device,
+            model: meta.model,
+            workload: meta.workload,
+            optimizer: meta.optimizer,
+            seed: meta.seed,
+            requests: Requests {
+                arrived: out.arrived,
+                served: out.served.len() as u64,
+                refused: out.refused,
+                pending: out.arrived - out.refused - out.served.len() as u64,
+            },
+            latency_s: Latency {
+                mean: s.mean_latency_s,
+                p50: s.p50_latency_s,
+                p95: s.p95_latency_s,
+                p99: s.p99_latency_s,
+            },
+            energy_j_per_request: Energy {
+                mean: s.mean_energy_j,
+                scope: window.scope.name(),
+                source,
+            },
+            cost: Cost {
+                mean: known(s.mean_cost),
+                p99: known(s.p99_cost),
+            },
+            baseline: out.baseline.map(|b| BaselineJson {
+                energy_j: b.energy_j(),
+                latency_s: b.latency_s(),
+            }),
+            windows: out.windows.len(),
+            final_config: ConfigJson::new(&out.space, &out.final_config),
+        }
+    }
 }
 
 /// One row of `requests.csv`.
@@ -238,13 +307,8 @@ struct WindowRow {
 }
 
 /// Writes `requests.csv`, `windows.csv` and `summary.json` into `dir`.
-pub fn write_logs(
-    dir: &Path,
-    space: &Space,
-    served: &[Served],
-    windows: &[WindowReport],
-    summary: &Summary,
-) -> Result<()> {
+pub fn write_logs(dir: &Path, out: &Outcome, summary: &Summary) -> Result<()> {
+    let (space, served, windows) = (&out.space, &out.served, &out.windows);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create log directory {}", dir.display()))?;
     let path = dir.join("requests.csv");

@@ -17,7 +17,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cmd::sim::MeasureArgs;
 use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
-use crate::report::{self, BaselineJson, ConfigJson, Summary};
+use crate::report::{self, Meta, Summary};
 use crate::service::board::{Board, BoardChoice};
 use crate::service::{MAX_BATCH, Outcome, RunSetup, run_workload};
 use crate::units::parse_duration_us;
@@ -202,7 +202,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     let summary = summarise(args, &settings, &workload, &board, &out);
     if let Some(dir) = &args.log_dir {
-        report::write_logs(dir, &out.space, &out.served, &out.windows, &summary)?;
+        report::write_logs(dir, &out, &summary)?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -222,31 +222,13 @@ fn summarise(
     board: &Board,
     out: &Outcome,
 ) -> Summary {
-    let (requests, latency_s, energy, cost) = report::figures(
-        &out.served,
-        out.arrived,
-        out.refused,
-        out.baseline,
-        settings.window.alpha,
-        settings.window.scope,
-        board.source().name(),
-    );
-    Summary {
+    let meta = Meta {
         board: board.name.into(),
         device: None,
         model: args.model.clone(),
         workload: workload.to_string(),
         optimizer: args.optimizer.clone(),
         seed: args.seed,
-        requests,
-        latency_s,
-        energy_j_per_request: energy,
-        cost,
-        baseline: out.baseline.map(|b| BaselineJson {
-            energy_j: b.energy_j(),
-            latency_s: b.latency_s(),
-        }),
-        windows: out.windows.len(),
-        final_config: ConfigJson::new(&out.space, &out.final_config),
-    }
+    };
+    Summary::of(meta, out, &settings.window, board.source().name())
 }

@@ -10,7 +10,7 @@ use ecoedge_core::optimizer::{AnyOptimizer, Fixed, by_name};
 use ecoedge_core::window::WindowSettings;
 
 use crate::device;
-use crate::report::{self, BaselineJson, ConfigJson, Summary};
+use crate::report::{self, Meta, Summary};
 use crate::sim::model::DeviceModel;
 use crate::sim::{Outcome, SimSetup, Stop, oracle, simulate, space_of};
 use crate::units::parse_duration_us;
@@ -173,35 +173,17 @@ pub fn run(args: &SimArgs) -> Result<()> {
         &args.measure,
     )?;
     let out = simulate_named(model.as_ref(), &args.optimizer, &setup)?;
-    let (requests, latency_s, energy, cost) = report::figures(
-        &out.served,
-        out.arrived,
-        out.refused,
-        out.baseline,
-        setup.settings.window.alpha,
-        setup.settings.window.scope,
-        "estimated",
-    );
-    let summary = Summary {
+    let meta = Meta {
         board: "sim".into(),
         device: Some(args.device.clone()),
         model: args.model.clone(),
         workload: workload.to_string(),
         optimizer: args.optimizer.clone(),
         seed: args.seed,
-        requests,
-        latency_s,
-        energy_j_per_request: energy,
-        cost,
-        baseline: out.baseline.map(|b| BaselineJson {
-            energy_j: b.energy_j(),
-            latency_s: b.latency_s(),
-        }),
-        windows: out.windows.len(),
-        final_config: ConfigJson::new(&out.space, &out.final_config),
     };
+    let summary = Summary::of(meta, &out, &setup.settings.window, "estimated");
     if let Some(dir) = &args.log_dir {
-        report::write_logs(dir, &out.space, &out.served, &out.windows, &summary)?;
+        report::write_logs(dir, &out, &summary)?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);

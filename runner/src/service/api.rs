@@ -270,6 +270,8 @@ impl Service {
             Ok::<_, anyhow::Error>((answer, done))
         })?;
         let stats = queue.stats();
+        let mut record = record;
+        record.note_refusals(stats.refused);
         Ok((
             answer,
             Outcome {
@@ -278,6 +280,7 @@ impl Service {
                 windows: record.windows,
                 arrived: stats.accepted + stats.refused,
                 refused: stats.refused,
+                refused_in: record.refused_in,
                 final_config,
                 baseline,
                 end_us: clock.now().as_micros(),

@@ -24,12 +24,12 @@ use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::controller::Controller;
 use ecoedge_core::optimizer::Optimizer;
 use ecoedge_core::queue::{Consumer, Producer, Request, RequestSource, RingQueue};
-use ecoedge_core::space::{Config, Space};
 use ecoedge_core::time::Instant;
 use ecoedge_core::window::WindowReport;
 
 use crate::inference::Engine;
-use crate::sim::Served;
+pub use crate::report::Outcome;
+use crate::report::Served;
 use crate::workload::Workload;
 use board::Board;
 
@@ -42,27 +42,6 @@ const IDLE_CHECK: StdDuration = StdDuration::from_millis(50);
 
 /// A batch as the controller hands it out.
 pub type Batch<T> = heapless::Vec<Request<T>, MAX_BATCH>;
-
-/// What a service run produced.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The knob space.
-    pub space: Space,
-    /// Every served request, in completion order.
-    pub served: Vec<Served>,
-    /// Every closed window.
-    pub windows: Vec<WindowReport>,
-    /// Requests that arrived.
-    pub arrived: u64,
-    /// Requests refused by the full queue.
-    pub refused: u64,
-    /// The config in force at the end.
-    pub final_config: Config,
-    /// The baseline, once calibrated.
-    pub baseline: Option<ecoedge_core::cost::Baseline>,
-    /// Wall time from start to the end of the drain, microseconds.
-    pub end_us: u64,
-}
 
 /// Progress, handed to the observer after every batch.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +61,19 @@ pub struct Progress {
 struct Record {
     served: Vec<Served>,
     windows: Vec<WindowReport>,
+    /// Window open when each refusal was seen (at batch granularity: the
+    /// arrival thread refuses, the loop notices after the batch).
+    refused_in: Vec<u32>,
+}
+
+impl Record {
+    /// Attributes refusals counted so far, beyond those already seen, to the
+    /// window open now.
+    fn note_refusals(&mut self, refused: u64) {
+        let window = self.windows.len() as u32;
+        let seen = self.refused_in.len() as u64;
+        self.refused_in.extend((seen..refused).map(|_| window));
+    }
 }
 
 /// Serves batches until `closed` is set and nothing more can be released: the
@@ -125,6 +117,7 @@ fn serve_loop<T, O: Optimizer>(
                 energy_j: c.energy_j,
                 window,
             }));
+            record.note_refusals(consumer.stats().refused);
             if let Some(w) = c.window {
                 record.windows.push(w);
             }
@@ -217,12 +210,15 @@ pub fn run_workload<O: Optimizer>(
     })?;
     let end_us = clock.now().as_micros();
     let stats = queue.stats();
+    let mut record = record;
+    record.note_refusals(stats.refused);
     Ok(Outcome {
         space: ctl.space().clone(),
         served: record.served,
         windows: record.windows,
         arrived: stats.accepted + stats.refused,
         refused: stats.refused,
+        refused_in: record.refused_in,
         final_config: ctl.config(),
         baseline: ctl.baseline(),
         end_us,
@@ -257,5 +253,38 @@ fn follow(
         // A refusal is counted by the queue; the request is gone by design.
         let _ = producer.push(Instant::from_micros(at), ());
         service.unpark();
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::Record;
+
+    #[test]
+    fn refusals_go_to_the_window_open_when_seen() {
+        let mut r = Record::default();
+        r.note_refusals(2);
+        r.note_refusals(2);
+        assert_eq!(r.refused_in, [0, 0]);
+        r.windows.push(ecoedge_core::window::WindowReport {
+            index: 0,
+            config: Default::default(),
+            requests: 1,
+            discarded: 0,
+            energy_j: 0.0,
+            latency_s: 0.0,
+            latency_p50_s: 0.0,
+            latency_p95_s: 0.0,
+            latency_p99_s: 0.0,
+            cost: ecoedge_core::window::CostFigures {
+                mean: 1.0,
+                p95: None,
+                p99: None,
+            },
+            arrival_rate_hz: 0.0,
+            end: ecoedge_core::time::Instant::ZERO,
+        });
+        r.note_refusals(3);
+        assert_eq!(r.refused_in, [0, 0, 1]);
     }
 }

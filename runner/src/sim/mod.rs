@@ -24,12 +24,12 @@ use ecoedge_core::optimizer::Optimizer;
 use ecoedge_core::queue::{Request, RingQueue};
 use ecoedge_core::space::{Config, Dimension, Knob, Space};
 use ecoedge_core::time::Instant;
-use ecoedge_core::window::WindowReport;
 use rand::SeedableRng;
 use rand_distr::{Distribution, LogNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::apply::apply_config;
+pub use crate::report::{Outcome, Served};
 use crate::workload::Workload;
 use knob::{PodGov, SimKnob, VirtualClock, period, schedutil};
 use meter::{SensorModel, SimMeter};
@@ -119,49 +119,6 @@ pub fn space_of(model: &dyn DeviceModel, lower: [usize; 3]) -> Result<Space> {
         Dimension::batch(model.max_batch())?.with_lower_limit(lower[2])?,
     ];
     Ok(Space::new(&dims)?)
-}
-
-/// One served request.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Served {
-    /// Arrival, microseconds.
-    pub arrival_us: u64,
-    /// Completion, microseconds.
-    pub done_us: u64,
-    /// Energy charged to it, joules.
-    pub energy_j: f64,
-    /// Window it completed in (calibration windows included).
-    pub window: u32,
-}
-
-impl Served {
-    /// Arrival to completion, seconds.
-    pub fn latency_s(&self) -> f64 {
-        (self.done_us - self.arrival_us) as f64 * 1e-6
-    }
-}
-
-/// What a simulation produced.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The knob space.
-    pub space: Space,
-    /// Every served request, in completion order.
-    pub served: Vec<Served>,
-    /// Every closed window.
-    pub windows: Vec<WindowReport>,
-    /// Requests that arrived.
-    pub arrived: u64,
-    /// Requests refused by the full queue.
-    pub refused: u64,
-    /// For each refusal, the window open when it happened.
-    pub refused_in: Vec<u32>,
-    /// The config in force at the end.
-    pub final_config: Config,
-    /// The controller's baseline, once calibrated or given.
-    pub baseline: Option<ecoedge_core::cost::Baseline>,
-    /// Virtual time at the end, microseconds.
-    pub end_us: u64,
 }
 
 /// The batch on the engine.
