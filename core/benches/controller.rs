@@ -65,9 +65,11 @@ fn per_request(c: &mut Criterion) {
 
 fn footprint(_: &mut Criterion) {
     println!(
-        "size_of: Controller<(), Fixed, {BATCH_CAPACITY}> = {} B, RingQueue<(), {QUEUE}> = {} B, \
+        "size_of: Controller<(), Fixed, {BATCH_CAPACITY}> = {} B, \
+         Controller<(), AnyOptimizer, {BATCH_CAPACITY}> = {} B, RingQueue<(), {QUEUE}> = {} B, \
          Request<()> = {} B, Space = {} B, CostWindow = {} B",
         size_of::<Controller<(), Fixed, BATCH_CAPACITY>>(),
+        size_of::<Controller<(), AnyOptimizer, BATCH_CAPACITY>>(),
         size_of::<RingQueue<(), QUEUE>>(),
         size_of::<Request<()>>(),
         size_of::<Space>(),
