@@ -306,6 +306,26 @@ struct WindowRow {
     arrival_rate_hz: f64,
 }
 
+/// Ends a run the way every command does: logs into `log_dir` if asked, then
+/// the summary on stdout as JSON or for people (`span` says how long it ran).
+pub fn emit(
+    out: &Outcome,
+    summary: &Summary,
+    log_dir: Option<&Path>,
+    json: bool,
+    span: &str,
+) -> Result<()> {
+    if let Some(dir) = log_dir {
+        write_logs(dir, out, summary)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(summary)?);
+    } else {
+        summary.print(span);
+    }
+    Ok(())
+}
+
 /// Writes `requests.csv`, `windows.csv` and `summary.json` into `dir`.
 pub fn write_logs(dir: &Path, out: &Outcome, summary: &Summary) -> Result<()> {
     let (space, served, windows) = (&out.space, &out.served, &out.windows);

@@ -38,6 +38,21 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// The first config of the line being swept: the base with the swept
+    /// dimension at its lower limit (the base itself once every sweep is done).
+    fn start_line(&mut self, space: &Space) -> Config {
+        match (
+            self.sweeping(),
+            self.sweeping().and_then(|d| space.dims().get(d)),
+        ) {
+            (Some(dim), Some(d)) => {
+                self.level = d.lower() as u8;
+                self.base.with(dim, d.lower())
+            }
+            _ => self.base,
+        }
+    }
+
     /// Linear search that repeats as `repeat` says.
     pub fn new(repeat: Repeat) -> Self {
         Linear {
@@ -104,16 +119,7 @@ impl Optimizer for Linear {
         }
         self.dims = n as u8;
         self.base = space.max_config();
-        match (
-            self.sweeping(),
-            self.sweeping().and_then(|d| space.dims().get(d)),
-        ) {
-            (Some(dim), Some(d)) => {
-                self.level = d.lower() as u8;
-                self.base.with(dim, d.lower())
-            }
-            _ => self.base,
-        }
+        self.start_line(space)
     }
 
     fn step(&mut self, space: &Space, report: &WindowReport) -> Config {
@@ -142,16 +148,7 @@ impl Optimizer for Linear {
         if self.done() {
             return self.base;
         }
-        match (
-            self.sweeping(),
-            self.sweeping().and_then(|d| space.dims().get(d)),
-        ) {
-            (Some(dim), Some(d)) => {
-                self.level = d.lower() as u8;
-                self.base.with(dim, d.lower())
-            }
-            _ => self.base,
-        }
+        self.start_line(space)
     }
 }
 

@@ -201,17 +201,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
 
     let summary = summarise(args, &settings, &workload, &board, &out);
-    if let Some(dir) = &args.log_dir {
-        report::write_logs(dir, &out, &summary)?;
-    }
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        summary.print(&format!(
-            "{:.1} s",
-            out.end_us.saturating_sub(start_us) as f64 * 1e-6
-        ));
-    }
+    report::emit(
+        &out,
+        &summary,
+        args.log_dir.as_deref(),
+        args.json,
+        &format!("{:.1} s", out.end_us.saturating_sub(start_us) as f64 * 1e-6),
+    )?;
     Ok(())
 }
 

@@ -182,16 +182,12 @@ pub fn run(args: &SimArgs) -> Result<()> {
         seed: args.seed,
     };
     let summary = Summary::of(meta, &out, &setup.settings.window, "estimated");
-    if let Some(dir) = &args.log_dir {
-        report::write_logs(dir, &out, &summary)?;
-    }
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        summary.print(&format!(
-            "{:.0} s of virtual time",
-            out.end_us as f64 * 1e-6
-        ));
-    }
+    report::emit(
+        &out,
+        &summary,
+        args.log_dir.as_deref(),
+        args.json,
+        &format!("{:.0} s of virtual time", out.end_us as f64 * 1e-6),
+    )?;
     Ok(())
 }
