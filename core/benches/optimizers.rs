@@ -52,6 +52,7 @@ fn report(index: u32, config: Config) -> WindowReport {
         },
         arrival_rate_hz: 20.0,
         end: Instant::from_micros(u64::from(index)),
+        abandoned: false,
     }
 }
 

@@ -203,6 +203,8 @@ pub struct Controller<T, O, const B: usize> {
     state: State,
     config: Config,
     in_flight: Option<InFlight<B>>,
+    /// The optimizer's ceiling for the window being measured.
+    ceiling: Option<f64>,
     /// Meter reading at the end of the previous batch (total scope charges the
     /// idle energy since then to the next batch).
     energy_mark: Option<f64>,
@@ -246,6 +248,7 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
             state,
             config,
             in_flight: None,
+            ceiling: None,
             energy_mark: None,
             last_energy: 0.0,
             latest: Instant::ZERO,
@@ -405,6 +408,13 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
             let latency_s = now.saturating_since(arrival).as_secs_f64();
             self.window
                 .record(arrival, latency_s, per_request_j, self.state.baseline());
+            // At most one window closes per batch: one that opened in this batch
+            // is not abandoned in it.
+            if let (Some(ceiling), None) = (self.ceiling, completion.window)
+                && self.window.exceeds(ceiling)
+            {
+                self.window.abandon();
+            }
             if self.window.is_full() {
                 // A window holds at least one batch, so at most one closes here.
                 let (report, next) = self.close_window(now)?;
@@ -412,6 +422,9 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
                 if next != self.config {
                     self.config = next;
                     completion.apply = Some(next);
+                    // Nobody waits on the old batch size; the new config starts
+                    // from an empty buffer (see `batch`).
+                    self.batcher.flush(now);
                 }
             }
         }
@@ -450,6 +463,10 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
             (State::Optimizing { .. }, _) => self.optimizer.step(&self.space, &report),
         };
         self.space.check(&next).map_err(ControllerError::Config)?;
+        self.ceiling = match state {
+            State::Optimizing { .. } => self.optimizer.ceiling(),
+            State::Calibrating { .. } => None,
+        };
         self.state = state;
         self.window.next(next != self.config);
         Ok((report, next))

@@ -4,6 +4,15 @@
 //! `warmup` of them are discarded, because clocks and caches settle (the paper: 416
 //! and 100). Means are exact; latency and cost tails come from
 //! [`LogHistogram`](crate::quantile::LogHistogram)s within its stated error.
+//!
+//! A window can be *abandoned* before it is full ([`CostWindow::abandon`]): the
+//! controller does so when the last [`RECENT`] requests served in it cost more
+//! than the optimizer's ceiling on average and are not getting cheaper
+//! ([`CostWindow::exceeds`]). A probe of a config that cannot keep up with the
+//! arrivals then builds a backlog of a few requests, not of a whole window's worth
+//! that the next configs would have to drain (and be blamed for). A config that is
+//! draining a backlog left by its predecessor gets cheaper request by request, so
+//! it is not abandoned for its predecessor's fault.
 
 use core::fmt;
 
@@ -11,6 +20,10 @@ use crate::cost::{Alpha, Baseline, EnergyScope};
 use crate::quantile::LogHistogram;
 use crate::space::Config;
 use crate::time::Instant;
+
+/// Requests whose mean cost decides abandonment: enough that one slow batch does
+/// not trip it, few enough that an overloaded config is left within a second.
+pub const RECENT: usize = 16;
 
 /// Why window settings are unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +136,9 @@ pub struct WindowReport {
     pub arrival_rate_hz: f64,
     /// When the window closed.
     pub end: Instant,
+    /// Closed early because its cost went above the optimizer's ceiling; its
+    /// means then cover every request it served, warm-up included.
+    pub abandoned: bool,
 }
 
 /// Accumulates one window; see the module doc.
@@ -139,6 +155,14 @@ pub struct CostWindow {
     last_arrival: Instant,
     latency: LogHistogram,
     cost: LogHistogram,
+    /// Energy and latency sums of the discarded requests (an abandoned window
+    /// reports them too).
+    warmup_energy_sum: f64,
+    warmup_latency_sum: f64,
+    /// Costs of the last `RECENT` requests served, warm-up included, as a ring.
+    recent: [f32; RECENT],
+    recent_seen: u32,
+    abandoned: bool,
 }
 
 impl CostWindow {
@@ -157,6 +181,11 @@ impl CostWindow {
             last_arrival: Instant::ZERO,
             latency: LogHistogram::new(),
             cost: LogHistogram::new(),
+            warmup_energy_sum: 0.0,
+            warmup_latency_sum: 0.0,
+            recent: [0.0; RECENT],
+            recent_seen: 0,
+            abandoned: false,
         })
     }
 
@@ -180,12 +209,19 @@ impl CostWindow {
         energy_j: f64,
         baseline: Option<&Baseline>,
     ) {
-        if self.discarded + self.requests >= self.settings.requests {
+        if self.is_full() {
             return;
+        }
+        let cost = baseline.map(|b| self.settings.alpha.cost(b, energy_j, latency_s) as f32);
+        if let Some(c) = cost {
+            self.recent[self.recent_seen as usize % RECENT] = c;
+            self.recent_seen = self.recent_seen.saturating_add(1);
         }
         if self.warmup_left > 0 {
             self.warmup_left -= 1;
             self.discarded += 1;
+            self.warmup_energy_sum += energy_j;
+            self.warmup_latency_sum += latency_s;
             return;
         }
         if self.requests == 0 {
@@ -196,21 +232,47 @@ impl CostWindow {
         self.energy_sum += energy_j;
         self.latency_sum += latency_s;
         self.latency.record(latency_s as f32);
-        if let Some(b) = baseline {
-            self.cost
-                .record(self.settings.alpha.cost(b, energy_j, latency_s) as f32);
+        if let Some(c) = cost {
+            self.cost.record(c);
         }
     }
 
-    /// True when the window has all its requests.
-    pub fn is_full(&self) -> bool {
-        self.discarded + self.requests >= self.settings.requests
+    /// True when the last [`RECENT`] requests served in this window (warm-up
+    /// included, once that many were served with a known baseline) cost more than
+    /// `ceiling` on average, and the newer half of them no less than the older.
+    pub fn exceeds(&self, ceiling: f64) -> bool {
+        let seen = self.recent_seen as usize;
+        if seen < RECENT {
+            return false;
+        }
+        // Oldest first: the ring's next slot holds the oldest cost.
+        let at = |i: usize| f64::from(self.recent[(seen + i) % RECENT]);
+        let older: f64 = (0..RECENT / 2).map(at).sum();
+        let newer: f64 = (RECENT / 2..RECENT).map(at).sum();
+        (older + newer) / RECENT as f64 > ceiling && newer >= older
     }
 
-    /// Mean energy (joules) and latency (seconds) per measured request so far.
+    /// Closes the window before it is full; see the module doc.
+    pub fn abandon(&mut self) {
+        self.abandoned = true;
+    }
+
+    /// True when the window has all its requests, or was abandoned.
+    pub fn is_full(&self) -> bool {
+        self.abandoned || self.discarded + self.requests >= self.settings.requests
+    }
+
+    /// Mean energy (joules) and latency (seconds) per measured request so far;
+    /// over the warm-up too once abandoned.
     pub fn means(&self) -> (f64, f64) {
-        let n = self.requests.max(1) as f64;
-        (self.energy_sum / n, self.latency_sum / n)
+        let (mut e, mut l, mut n) = (self.energy_sum, self.latency_sum, self.requests);
+        if self.abandoned {
+            e += self.warmup_energy_sum;
+            l += self.warmup_latency_sum;
+            n += self.discarded;
+        }
+        let n = n.max(1) as f64;
+        (e / n, l / n)
     }
 
     /// The report of the window measured at `config`, closing at `end`, with costs
@@ -241,6 +303,7 @@ impl CostWindow {
             },
             arrival_rate_hz,
             end,
+            abandoned: self.abandoned,
         }
     }
 
@@ -258,6 +321,10 @@ impl CostWindow {
         self.latency_sum = 0.0;
         self.latency.clear();
         self.cost.clear();
+        self.warmup_energy_sum = 0.0;
+        self.warmup_latency_sum = 0.0;
+        self.recent_seen = 0;
+        self.abandoned = false;
     }
 }
 

@@ -70,6 +70,7 @@ fn report(index: u32, config: Config, cost: f64, rate: f64) -> WindowReport {
         },
         arrival_rate_hz: rate,
         end: Instant::from_micros(u64::from(index) * 1_000_000),
+        abandoned: false,
     }
 }
 
@@ -81,8 +82,9 @@ struct Window {
 }
 
 /// Runs `windows` windows: the optimizer's config is measured with `cost(window,
-/// config)` and the report handed back, as the controller does. Window indices start
-/// at 1 (window 0 is the calibration).
+/// config)` and the report handed back, as the controller does: a window whose
+/// cost is above the optimizer's ceiling is abandoned at about the ceiling. Window
+/// indices start at 1 (window 0 is the calibration).
 fn drive<O: Optimizer>(
     opt: &mut O,
     space: &Space,
@@ -98,9 +100,13 @@ fn drive<O: Optimizer>(
             "{} left the limits: {config:?}",
             opt.name()
         );
-        let c = cost(w, &config);
+        let mut c = cost(w, &config);
+        let ceiling = opt.ceiling().filter(|&ceiling| c > ceiling);
+        c = ceiling.unwrap_or(c);
         out.push(Window { config, cost: c });
-        config = opt.step(space, &report(w, config, c, 20.0));
+        let mut r = report(w, config, c, 20.0);
+        r.abandoned = ceiling.is_some();
+        config = opt.step(space, &r);
         after(w, opt);
     }
     out
@@ -255,7 +261,7 @@ fn ecogd_escapes_a_local_minimum_by_jumping() {
         }
     }
     let start = EcoGdSettings {
-        start: Some(cfg(19, 10, 12)),
+        start: Some(pit),
         ..EcoGdSettings::default()
     };
     // Without jumps (max_loops unreachable) it stays in the pit.

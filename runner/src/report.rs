@@ -304,6 +304,7 @@ struct WindowRow {
     cost_p95: Option<f32>,
     cost_p99: Option<f32>,
     arrival_rate_hz: f64,
+    abandoned: bool,
 }
 
 /// Ends a run the way every command does: logs into `log_dir` if asked, then
@@ -365,6 +366,7 @@ pub fn write_logs(dir: &Path, out: &Outcome, summary: &Summary) -> Result<()> {
             cost_p95: r.cost.p95,
             cost_p99: r.cost.p99,
             arrival_rate_hz: r.arrival_rate_hz,
+            abandoned: r.abandoned,
         })?;
     }
     w.flush()?;

@@ -1042,6 +1042,7 @@ mod tests {
             },
             arrival_rate_hz: 20.0,
             end: Instant::from_micros(u64::from(index)),
+            abandoned: false,
         }
     }
 

@@ -54,6 +54,14 @@ pub struct EcoGdSettings {
     /// `clamp(ceil(factor * relative_improvement), 1, 5)` levels instead of one;
     /// `None` (default) always steps one level.
     pub jump_learn: Option<f64>,
+    /// A config without a fresh cost (a side probe, or a new center reached by a
+    /// corner estimate or a jump) whose cost goes above this multiple of the
+    /// center's is abandoned early and remembered at that cost at least; a new
+    /// center abandoned so is left for the previous one (default 1.5; `None`:
+    /// the original, every window runs in full). A side is chosen only below the
+    /// center, so this changes no decision about sides; it keeps a config past the
+    /// capacity cliff from queueing a window's worth of requests behind it.
+    pub abandon_above: Option<f64>,
 }
 
 impl Default for EcoGdSettings {
@@ -64,6 +72,7 @@ impl Default for EcoGdSettings {
             start: None,
             rate_change: None,
             jump_learn: None,
+            abandon_above: Some(1.5),
         }
     }
 }
@@ -81,6 +90,8 @@ pub struct EcoGd {
     loops: u32,
     jumps: u32,
     last_rate: Option<f64>,
+    /// Ceiling of the config proposed last (see `abandon_above`).
+    ceiling: Option<f64>,
     rng: Prng,
 }
 
@@ -96,6 +107,7 @@ impl EcoGd {
             loops: 0,
             jumps: 0,
             last_rate: None,
+            ceiling: None,
             rng: Prng::new(seed),
         }
     }
@@ -143,6 +155,18 @@ impl EcoGd {
             self.loops = 0;
         }
         self.last_rate = Some(rate);
+    }
+
+    /// The next config, with the ceiling of its window: probes get one, the
+    /// center none.
+    fn propose(&mut self, space: &Space, now: u32) -> Config {
+        let reference = self.fresh(&self.center, now);
+        let next = self.decide(space, now);
+        self.ceiling = match (self.settings.abandon_above, reference) {
+            (Some(factor), Some(cost)) if self.fresh(&next, now).is_none() => Some(factor * cost),
+            _ => None,
+        };
+        next
     }
 
     /// Steps 1-6 at window `now`.
@@ -196,7 +220,8 @@ impl EcoGd {
                     ) else {
                         continue;
                     };
-                    let estimate = cx + cy - center_cost;
+                    // A corner measured before (as a center) needs no estimate.
+                    let estimate = self.fresh(&corner, now).unwrap_or(cx + cy - center_cost);
                     if estimate < best.1 {
                         best = (corner, estimate);
                     }
@@ -308,6 +333,7 @@ impl Optimizer for EcoGd {
         self.recent.clear();
         self.loops = 0;
         self.last_rate = None;
+        self.ceiling = None;
         self.center
     }
 
@@ -315,11 +341,26 @@ impl Optimizer for EcoGd {
         let now = report.index;
         self.detect_rate_change(report.arrival_rate_hz);
         if report.cost.mean.is_finite() && space.check(&report.config).is_ok() {
-            self.history.record(report.config, report.cost.mean, now);
+            // An abandoned probe costs at least what it was abandoned at.
+            let cost = match self.ceiling {
+                Some(ceiling) if report.abandoned => report.cost.mean.max(ceiling),
+                _ => report.cost.mean,
+            };
+            self.history.record(report.config, cost, now);
         }
         // 7. Forget what is too old to trust (also bounds the history).
         self.history.trim(now, self.settings.memory_limit);
-        self.decide(space, now)
+        if report.abandoned
+            && report.config == self.center
+            && let Some(previous) = self.recent.pop()
+        {
+            self.center = previous;
+        }
+        self.propose(space, now)
+    }
+
+    fn ceiling(&self) -> Option<f64> {
+        self.ceiling
     }
 }
 
@@ -348,6 +389,7 @@ mod tests {
             },
             arrival_rate_hz: rate,
             end: Instant::ZERO,
+            abandoned: false,
         }
     }
 
@@ -388,6 +430,56 @@ mod tests {
         assert_eq!(measured.len(), 5, "center, then the four sides");
         assert_eq!(c, at(1, 1));
         assert_eq!(gd.center(), at(1, 1));
+    }
+
+    #[test]
+    fn unmeasured_configs_get_a_ceiling_and_an_abandoned_new_center_is_left() {
+        let space = plane();
+        let cost = |c: &Config| match (c.index(0), c.index(1)) {
+            (2, 2) => 1.0,
+            (1, 2) | (2, 1) => 0.9,
+            _ => 1.1,
+        };
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                start: Some(at(2, 2)),
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let mut c = gd.start(&space);
+        assert_eq!(gd.ceiling(), None, "nothing to compare with yet");
+        c = gd.step(&space, &report(1, c, cost(&c), 1.0));
+        // A side probe may be cut at 1.5 x the center's 1.0.
+        assert_ne!(c, at(2, 2));
+        assert_eq!(gd.ceiling(), Some(1.5));
+        for w in 2..=5 {
+            c = gd.step(&space, &report(w, c, cost(&c), 1.0));
+        }
+        // The corner (1, 1) is only estimated: it is measured under a ceiling.
+        assert_eq!(c, at(1, 1));
+        assert_eq!(gd.ceiling(), Some(1.5));
+        // It turns out past a cliff and is abandoned: EcoGD leaves it for the old
+        // center, remembers it at no less than the ceiling, and from there takes
+        // the best measured side instead.
+        let mut cut = report(6, c, 1.2, 1.0);
+        cut.abandoned = true;
+        c = gd.step(&space, &cut);
+        assert_eq!(gd.history().fresh(&at(1, 1), 6, 20), Some(1.5));
+        assert_eq!(cost(&c), 0.9, "{c:?}");
+        assert_eq!(gd.center(), c);
+        // Without the setting, windows are never cut.
+        let mut original = EcoGd::new(
+            EcoGdSettings {
+                start: Some(at(2, 2)),
+                abandon_above: None,
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let c = original.start(&space);
+        original.step(&space, &report(1, c, 1.0, 1.0));
+        assert_eq!(original.ceiling(), None);
     }
 
     #[test]

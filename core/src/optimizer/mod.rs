@@ -67,6 +67,14 @@ pub trait Optimizer {
         let _ = knob;
         false
     }
+
+    /// A cost above which the window of the config just proposed may be closed
+    /// early ([`WindowReport::abandoned`]): the optimizer would not move there
+    /// anyway, and an overloaded config builds a backlog for every request it
+    /// keeps serving. `None` (the default): measure every window in full.
+    fn ceiling(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Always the same config: a reference, and the `fixed:CPU,GPU,BATCH` option.

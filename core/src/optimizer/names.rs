@@ -140,6 +140,10 @@ impl Optimizer for AnyOptimizer {
     fn governed(&self, knob: Knob) -> bool {
         delegate!(self, o => o.governed(knob))
     }
+
+    fn ceiling(&self) -> Option<f64> {
+        delegate!(self, o => o.ceiling())
+    }
 }
 
 /// The optimizer called `name` (one of [`NAMES`]) for `space`, its random choices

@@ -283,6 +283,7 @@ mod record_tests {
             },
             arrival_rate_hz: 0.0,
             end: ecoedge_core::time::Instant::ZERO,
+            abandoned: false,
         });
         r.note_refusals(3);
         assert_eq!(r.refused_in, [0, 0, 1]);
