@@ -5,13 +5,6 @@
 //! `max_wait`, which bounds latency at low arrival rates at some energy cost.
 //! Requests move from the queue into the buffer only up to the batch size, so the
 //! queue keeps absorbing bursts and refusals stay counted in one place.
-//!
-//! [`BatchBuffer::flush`] releases, without waiting to fill, every request that
-//! arrived by a given instant. The controller flushes when the config changes, so
-//! that no request waits on a batch size no longer in force and every config is
-//! measured from the same empty-buffer state: with bursts of 10 and batch 5, a
-//! remainder of 2 carried over from batch 4 would otherwise ride along forever and
-//! make the same config cost twice as much in one window as in another.
 
 use core::fmt;
 use heapless::{Deque, Vec};
@@ -54,8 +47,6 @@ impl core::error::Error for BatchError {}
 pub struct BatchBuffer<T, const B: usize> {
     pending: Deque<Request<T>, B>,
     max_wait: Option<Duration>,
-    /// Requests that arrived by this instant are released without waiting.
-    flush: Option<Instant>,
 }
 
 impl<T, const B: usize> BatchBuffer<T, B> {
@@ -65,7 +56,6 @@ impl<T, const B: usize> BatchBuffer<T, B> {
         BatchBuffer {
             pending: Deque::new(),
             max_wait,
-            flush: None,
         }
     }
 
@@ -84,28 +74,16 @@ impl<T, const B: usize> BatchBuffer<T, B> {
         B
     }
 
-    /// From now on, requests that arrived by `at` (those in the buffer and those
-    /// still queued) are released as soon as they are polled, full batch or not.
-    pub fn flush(&mut self, at: Instant) {
-        self.flush = Some(at);
-    }
-
-    /// When the partial batch waiting now will be released: by the maximum-wait
-    /// rule if it is on, at once if its oldest request is flushed; `None` when no
-    /// request waits or neither rule applies.
+    /// When the partial batch waiting now will be released by the maximum-wait
+    /// rule, if that rule is on and a request waits.
     pub fn deadline(&self) -> Option<Instant> {
-        let oldest = self.pending.front()?.arrival;
-        let waited = self.max_wait.map(|w| oldest + w);
-        let flushed = self.flush.filter(|&at| oldest <= at);
-        match (waited, flushed) {
-            (Some(w), Some(f)) => Some(w.min(f)),
-            (w, f) => w.or(f),
-        }
+        let oldest = self.pending.front()?;
+        Some(oldest.arrival + self.max_wait?)
     }
 
     /// Tops the buffer up from `src` to `size` requests, then releases the oldest
-    /// `size` into `out` (cleared first) when the batch is full, the maximum wait
-    /// of its oldest request has passed at `now`, or its oldest request is flushed. Returns how many were released
+    /// `size` into `out` (cleared first) when the batch is full or the maximum wait
+    /// of its oldest request has passed at `now`. Returns how many were released
     /// (0: keep waiting). Bounded work: at most `B` requests move.
     pub fn poll<S: RequestSource<T>>(
         &mut self,
@@ -184,28 +162,6 @@ mod tests {
         assert_eq!(b.poll(t(14), 4, &mut q, &mut out), Ok(0));
         assert_eq!(b.deadline(), Some(t(15)));
         assert_eq!(b.poll(t(15), 4, &mut q, &mut out), Ok(1));
-    }
-
-    #[test]
-    fn flush_releases_what_arrived_by_then_and_nothing_later() {
-        let mut q: RingQueue<u8, 8> = RingQueue::new();
-        let mut b: BatchBuffer<u8, 4> = BatchBuffer::new(None);
-        let mut out = Vec::new();
-        for i in 0..6 {
-            q.push(t(i), i as u8).unwrap();
-        }
-        assert_eq!(b.poll(t(6), 4, &mut q, &mut out), Ok(4));
-        b.flush(t(6));
-        q.push(t(7), 6).unwrap();
-        // Two flushed requests go at once, without the one that came later.
-        assert_eq!(b.poll(t(7), 3, &mut q, &mut out), Ok(3));
-        assert_eq!(
-            out.iter().map(|r| r.payload).collect::<Vec<u8, 4>>(),
-            [4, 5, 6]
-        );
-        q.push(t(8), 7).unwrap();
-        assert_eq!(b.poll(t(9), 4, &mut q, &mut out), Ok(0));
-        assert_eq!(b.deadline(), None);
     }
 
     #[test]

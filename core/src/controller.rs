@@ -422,9 +422,6 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
                 if next != self.config {
                     self.config = next;
                     completion.apply = Some(next);
-                    // Nobody waits on the old batch size; the new config starts
-                    // from an empty buffer (see `batch`).
-                    self.batcher.flush(now);
                 }
             }
         }

@@ -56,7 +56,7 @@ impl Optimizer for Script {
 /// ms and `joules` joules, with `idle_w` watts between; returns the last completion.
 struct Rig<O: Optimizer> {
     ctl: Controller<u32, O, 4>,
-    queue: RingQueue<u32, 32>,
+    queue: RingQueue<u32, 128>,
     batch: Batch,
     now: u64,
     energy: f64,
@@ -345,4 +345,106 @@ fn a_meter_that_reads_nothing_fails_calibration_clearly() {
         ctl.handle_batch_done(t(10), 0.0),
         Err(ControllerError::Baseline(CostError::BadBaseline { .. }))
     ));
+}
+
+/// A scripted optimizer that asks for its windows to be abandoned above `ceiling`.
+struct Capped {
+    script: Script,
+    ceiling: Option<f64>,
+}
+
+impl Optimizer for Capped {
+    fn name(&self) -> &'static str {
+        "capped"
+    }
+    fn start(&mut self, space: &Space) -> Config {
+        self.script.start(space)
+    }
+    fn step(&mut self, space: &Space, report: &WindowReport) -> Config {
+        self.script.step(space, report)
+    }
+    fn ceiling(&self) -> Option<f64> {
+        self.ceiling
+    }
+}
+
+/// Queues requests that arrive at `arrivals_ms`, then serves
+/// them in batches of 4 taking 100 ms and 4 J each; returns the windows closed.
+fn serve_backlog<O: Optimizer>(rig: &mut Rig<O>, arrivals_ms: &[u64]) -> Vec<WindowReport> {
+    for &a in arrivals_ms {
+        rig.queue.push(t(a), 0).unwrap();
+    }
+    let mut closed = Vec::new();
+    while rig
+        .ctl
+        .poll_batch(t(rig.now), rig.energy, &mut rig.queue, &mut rig.batch)
+        .unwrap()
+        > 0
+    {
+        rig.now += 100;
+        rig.energy += 4.0;
+        let done = rig.ctl.handle_batch_done(t(rig.now), rig.energy).unwrap();
+        closed.extend(done.window);
+    }
+    closed
+}
+
+#[test]
+fn a_window_above_the_ceiling_is_abandoned_unless_it_is_draining() {
+    let s = space();
+    let (a, b, c) = (
+        s.config(&[0, 3]).unwrap(),
+        s.config(&[1, 3]).unwrap(),
+        s.config(&[2, 3]).unwrap(),
+    );
+    let settings = Settings {
+        // E0 = 1 J, L0 = 0.1 s: a request costs 0.5 + 5 * latency_s.
+        baseline: Some(Baseline::new(1.0, 0.1).unwrap()),
+        ..settings(64, 16)
+    };
+    let script = Script {
+        start: a,
+        next: vec![b, c],
+        seen: vec![],
+    };
+    let ctl = Controller::new(
+        s,
+        settings,
+        Capped {
+            script,
+            ceiling: Some(3.0),
+        },
+    )
+    .unwrap();
+    let mut rig = Rig::new(ctl);
+    // Window 0 (no ceiling yet): 16 batches arriving just in time, 100 ms each.
+    for _ in 0..16 {
+        let _ = rig.batch(25, 100, 4.0, 0.0);
+    }
+    assert_eq!(rig.ctl.config(), b);
+    // At b a backlog builds: 28 requests arrived at once, each batch waits for
+    // the previous. Once the last 16 average above 3.0 (latency above 0.5 s) and
+    // are not falling, the window is cut: after 27 requests, not 64.
+    let now = rig.now;
+    let closed = serve_backlog(&mut rig, &[now; 28]);
+    let cut = closed[0];
+    assert!(cut.abandoned);
+    assert_eq!((cut.config, cut.discarded, cut.requests), (b, 16, 11));
+    // Its means cover all 27 requests: four each at 0.1 .. 0.6 s, three at 0.7 s.
+    let latency = (4.0 * 2.1 + 3.0 * 0.7) / 27.0;
+    assert!((cut.latency_s - latency).abs() < 1e-9, "{}", cut.latency_s);
+    assert!((cut.cost.mean - (0.5 + 5.0 * latency)).abs() < 1e-9);
+    assert_eq!(rig.ctl.config(), c);
+    // At c the backlog drains: its 64 requests came every 30 ms from 0.8 s ago,
+    // and c serves 4 per 100 ms. Latency starts near 0.9 s, above the ceiling, but
+    // falls batch by batch, so the window runs in full.
+    let now = rig.now;
+    let arrivals: Vec<u64> = (0..64).map(|i| now - 800 + i * 30).collect();
+    let closed = serve_backlog(&mut rig, &arrivals);
+    assert!(!closed.is_empty());
+    assert!(closed.iter().all(|w| !w.abandoned));
+    assert_eq!(
+        (closed[0].config, closed[0].discarded + closed[0].requests),
+        (c, 64)
+    );
 }

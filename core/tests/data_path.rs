@@ -33,15 +33,12 @@ enum BatchOp {
     Arrive(u64),
     /// Poll after this many microseconds with this batch size.
     Poll(u64, usize),
-    /// Flush what arrived by this many microseconds after the previous event.
-    Flush(u64),
 }
 
 fn batch_op() -> impl Strategy<Value = BatchOp> {
     prop_oneof![
         (0u64..50).prop_map(BatchOp::Arrive),
         (0u64..50, 1usize..=4).prop_map(|(d, s)| BatchOp::Poll(d, s)),
-        (0u64..50).prop_map(BatchOp::Flush),
     ]
 }
 
@@ -86,8 +83,8 @@ proptest! {
     }
 
     /// The batch buffer releases exactly what the specification says: top up to
-    /// the batch size from the queue, release the oldest `size` when full, when
-    /// the oldest has waited `max_wait` (if set) or arrived by the last flush.
+    /// the batch size from the queue, release the oldest `size` when full or when
+    /// the oldest has waited `max_wait` (if set).
     #[test]
     fn batch_buffer_matches_model(
         ops in prop::collection::vec(batch_op(), 0..200),
@@ -99,7 +96,6 @@ proptest! {
         let mut model_queue: VecDeque<(u64, u32)> = VecDeque::new();
         let mut model_pending: VecDeque<(u64, u32)> = VecDeque::new();
         let (mut now, mut next_id) = (0u64, 0u32);
-        let mut flushed: Option<u64> = None;
         for op in ops {
             match op {
                 BatchOp::Arrive(dt) => {
@@ -119,10 +115,10 @@ proptest! {
                             None => break,
                         }
                     }
-                    let oldest = model_pending.front().map(|&(arrival, _)| arrival);
-                    let waited = max_wait.zip(oldest).map(|(w, a)| a + w);
-                    let flush = flushed.filter(|&f| oldest.is_some_and(|a| a <= f));
-                    let expired = waited.into_iter().chain(flush).any(|d| now >= d);
+                    let expired = match (max_wait, model_pending.front()) {
+                        (Some(w), Some(&(arrival, _))) => now >= arrival + w,
+                        _ => false,
+                    };
                     let want: Vec<(u64, u32)> = if model_pending.len() >= size || expired {
                         let k = size.min(model_pending.len());
                         model_pending.drain(..k).collect()
@@ -135,16 +131,11 @@ proptest! {
                     prop_assert_eq!(n, want.len());
                     prop_assert_eq!(got, want);
                     prop_assert_eq!(b.len(), model_pending.len());
-                    let oldest = model_pending.front().map(|&(arrival, _)| arrival);
-                    let waited = max_wait.zip(oldest).map(|(w, a)| a + w);
-                    let flush = flushed.filter(|&f| oldest.is_some_and(|a| a <= f));
-                    let deadline = waited.into_iter().chain(flush).min();
-                    prop_assert_eq!(b.deadline(), deadline.map(Instant::from_micros));
-                }
-                BatchOp::Flush(dt) => {
-                    now += dt;
-                    b.flush(Instant::from_micros(now));
-                    flushed = Some(now);
+                    let deadline = match (max_wait, model_pending.front()) {
+                        (Some(w), Some(&(arrival, _))) => Some(Instant::from_micros(arrival + w)),
+                        _ => None,
+                    };
+                    prop_assert_eq!(b.deadline(), deadline);
                 }
             }
         }
