@@ -246,6 +246,34 @@ fn pitted(global: Config, pit: Config) -> impl Fn(&Config) -> f64 {
 }
 
 #[test]
+fn pattern_moves_descend_the_bowl_in_fewer_windows() {
+    let space = xavier();
+    let (c, g, b) = BOWL_OPT;
+    let f = bowl(cfg(c, g, b), BOWL_FLOOR);
+    let reach = |pattern: bool| {
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                pattern,
+                ..EcoGdSettings::default()
+            },
+            1,
+        );
+        let mut centers = Vec::new();
+        drive(
+            &mut gd,
+            &space,
+            200,
+            |_, c| f(c),
+            |_, o| centers.push(f(&o.center())),
+        );
+        first_within(&centers, BOWL_FLOOR, 0.02).expect("reaches the floor")
+    };
+    let (with, without) = (reach(true), reach(false));
+    eprintln!("bowl within 2%: window {with} with pattern moves, {without} without");
+    assert!(with * 3 <= without * 2, "{with} vs {without}");
+}
+
+#[test]
 fn ecogd_escapes_a_local_minimum_by_jumping() {
     let space = xavier();
     let global = cfg(8, 5, 6);

@@ -15,6 +15,13 @@
 //! 7. costs older than `memory_limit` windows are forgotten;
 //! 8. optionally, a jump in arrival rate forgets every cost (the center stays);
 //! 9. optionally, big improvements in the CPU-GPU plane take bigger steps.
+//!
+//! Two additions, each a setting whose `None`/`false` is the original:
+//! - *abandoned probes* (`abandon_above`): a config without a fresh cost runs
+//!   under a ceiling; see [`EcoGdSettings::abandon_above`];
+//! - *pattern moves* (`pattern`): after a move, the next config one more step the
+//!   same way is measured before the new center's sides (Hooke-Jeeves); while it
+//!   keeps winning, the descent takes one window per step instead of one per side.
 
 use heapless::Vec;
 use libm::ceil;
@@ -62,6 +69,9 @@ pub struct EcoGdSettings {
     /// center, so this changes no decision about sides; it keeps a config past the
     /// capacity cliff from queueing a window's worth of requests behind it.
     pub abandon_above: Option<f64>,
+    /// Pattern moves (default on; `false`: the original): after moving, measure
+    /// one more step the same way first, and move there if it beats the center.
+    pub pattern: bool,
 }
 
 impl Default for EcoGdSettings {
@@ -73,6 +83,7 @@ impl Default for EcoGdSettings {
             rate_change: None,
             jump_learn: None,
             abandon_above: Some(1.5),
+            pattern: true,
         }
     }
 }
@@ -92,6 +103,8 @@ pub struct EcoGd {
     last_rate: Option<f64>,
     /// Ceiling of the config proposed last (see `abandon_above`).
     ceiling: Option<f64>,
+    /// Index change of the last move, per dimension, while a pattern is followed.
+    direction: Option<[i8; MAX_DIMS]>,
     rng: Prng,
 }
 
@@ -108,6 +121,7 @@ impl EcoGd {
             jumps: 0,
             last_rate: None,
             ceiling: None,
+            direction: None,
             rng: Prng::new(seed),
         }
     }
@@ -183,6 +197,9 @@ impl EcoGd {
         let Some(center_cost) = self.fresh(&self.center, now) else {
             return self.center;
         };
+        if let Some(ahead) = self.follow_pattern(space, now, center_cost) {
+            return ahead;
+        }
         // 2. Side neighbours without a fresh cost are measured first.
         let mut best = (self.center, center_cost);
         for dim in (0..space.len()).rev() {
@@ -243,15 +260,56 @@ impl EcoGd {
             target
         };
         // 6. Move.
+        self.direction = (self.settings.pattern && next == target && next != self.center)
+            .then(|| direction(&self.center, &next));
         if next != self.center {
-            if self.recent.is_full() {
-                self.recent.remove(0);
-            }
-            // Cannot fail: room was made above.
-            let _ = self.recent.push(self.center);
-            self.center = next;
+            self.move_to(next);
         }
         self.center
+    }
+
+    /// Makes `next` the center, remembering the old one for loop detection.
+    fn move_to(&mut self, next: Config) {
+        if self.recent.is_full() {
+            self.recent.remove(0);
+        }
+        // Cannot fail: room was made above.
+        let _ = self.recent.push(self.center);
+        self.center = next;
+    }
+
+    /// Pattern move: the config one more step along the last move, when it is
+    /// still to be measured; a measured one that beats the center becomes the
+    /// center (and the pattern goes on from there); otherwise the pattern ends.
+    fn follow_pattern(&mut self, space: &Space, now: u32, center_cost: f64) -> Option<Config> {
+        let d = self.direction?;
+        let mut center_cost = center_cost;
+        // Bounded: each turn moves to a config with a fresh cost, and at most
+        // `memory_limit` of those exist.
+        loop {
+            let mut ahead = Some(self.center);
+            for (dim, &delta) in d.iter().enumerate().take(space.len()) {
+                if delta != 0 {
+                    ahead = ahead.and_then(|c| space.step(&c, dim, isize::from(delta)));
+                }
+            }
+            let Some(ahead) = ahead else {
+                self.direction = None;
+                return None;
+            };
+            match self.fresh(&ahead, now) {
+                None => return Some(ahead),
+                Some(cost) if cost < center_cost => {
+                    self.move_to(ahead);
+                    self.loops = 0;
+                    center_cost = cost;
+                }
+                Some(_) => {
+                    self.direction = None;
+                    return None;
+                }
+            }
+        }
     }
 
     /// Step 9: scales a move in the CPU-GPU plane by the relative improvement.
@@ -317,6 +375,19 @@ impl EcoGd {
     }
 }
 
+/// The index change from `from` to `to`, per dimension, each clamped to one step.
+fn direction(from: &Config, to: &Config) -> [i8; MAX_DIMS] {
+    let mut d = [0; MAX_DIMS];
+    for (dim, step) in d.iter_mut().enumerate() {
+        *step = match to.index(dim).cmp(&from.index(dim)) {
+            core::cmp::Ordering::Greater => 1,
+            core::cmp::Ordering::Less => -1,
+            core::cmp::Ordering::Equal => 0,
+        };
+    }
+    d
+}
+
 impl Optimizer for EcoGd {
     fn name(&self) -> &'static str {
         "ecogd"
@@ -334,6 +405,7 @@ impl Optimizer for EcoGd {
         self.loops = 0;
         self.last_rate = None;
         self.ceiling = None;
+        self.direction = None;
         self.center
     }
 
@@ -485,9 +557,11 @@ mod tests {
     #[test]
     fn going_back_and_forth_counts_loops() {
         let space = plane();
+        // The original's steps alone: a pattern move would walk on past B here.
         let mut gd = EcoGd::new(
             EcoGdSettings {
                 start: Some(at(0, 0)),
+                pattern: false,
                 ..EcoGdSettings::default()
             },
             0,
