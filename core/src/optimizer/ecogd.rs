@@ -41,7 +41,9 @@ const RECENT: usize = 3;
 /// Largest step the jump-learn factor may take in the CPU-GPU plane.
 const MAX_JUMP_LEARN_STEP: f64 = 5.0;
 
-/// EcoGD's parameters; [`Default`] gives the original's values.
+/// EcoGD's parameters. [`Default`]: the original's values, plus abandoned probes
+/// and pattern moves (measured to help, see the README's results);
+/// [`EcoGdSettings::paper`]: the original's, exactly.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EcoGdSettings {
@@ -72,6 +74,18 @@ pub struct EcoGdSettings {
     /// Pattern moves (default on; `false`: the original): after moving, measure
     /// one more step the same way first, and move there if it beats the center.
     pub pattern: bool,
+}
+
+impl EcoGdSettings {
+    /// The original algorithm: every window in full, no pattern moves
+    /// (`ecogd:paper` on the command line).
+    pub fn paper() -> Self {
+        EcoGdSettings {
+            abandon_above: None,
+            pattern: false,
+            ..EcoGdSettings::default()
+        }
+    }
 }
 
 impl Default for EcoGdSettings {

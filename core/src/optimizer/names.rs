@@ -18,8 +18,9 @@ use crate::window::WindowReport;
 /// Every name [`by_name`] accepts. Upper-case parts are placeholders:
 /// `fixed:CPU,GPU,BATCH` takes CPU and GPU level *indices* (0 = lowest level) and a
 /// batch *size*; `dvfs:BATCH` a batch size (plain `dvfs` uses 8).
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     "ecogd",
+    "ecogd:paper",
     "grid",
     "linear",
     "linear:once",
@@ -90,7 +91,7 @@ impl core::error::Error for NameError {}
 pub enum AnyOptimizer {
     /// `fixed:...`
     Fixed(Fixed),
-    /// `ecogd`
+    /// `ecogd`, `ecogd:paper`
     EcoGd(EcoGd),
     /// `grid`
     Grid(Grid),
@@ -165,6 +166,7 @@ impl Optimizer for AnyOptimizer {
 pub fn by_name(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer, NameError> {
     let optimizer = match name {
         "ecogd" => AnyOptimizer::EcoGd(EcoGd::new(EcoGdSettings::default(), seed)),
+        "ecogd:paper" => AnyOptimizer::EcoGd(EcoGd::new(EcoGdSettings::paper(), seed)),
         "grid" => AnyOptimizer::Grid(Grid::new()),
         "linear" => AnyOptimizer::Linear(Linear::new(Repeat::Forever)),
         "linear:once" => AnyOptimizer::Linear(Linear::new(Repeat::OnePass)),

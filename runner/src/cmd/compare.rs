@@ -219,13 +219,16 @@ fn aggregate(workload: &str, optimizer: &str, runs: &[RunFigures]) -> ResultJson
     }
 }
 
-/// EcoGD's reductions against every other optimizer but the oracle.
+/// EcoGD's reductions against the baselines: every other optimizer but the
+/// oracle and EcoGD's own variants (`ecogd:paper`).
 pub fn headline(results: &[ResultJson]) -> Option<Headline> {
     let mut mean = Vec::new();
     let mut tail = Vec::new();
     for eco in results.iter().filter(|r| r.optimizer == "ecogd") {
         for other in results.iter().filter(|r| {
-            r.workload == eco.workload && r.optimizer != "ecogd" && r.optimizer != "oracle"
+            r.workload == eco.workload
+                && !r.optimizer.starts_with("ecogd")
+                && r.optimizer != "oracle"
         }) {
             mean.push(100.0 * (1.0 - eco.overall.mean_cost / other.overall.mean_cost));
             tail.push(100.0 * (1.0 - eco.overall.p99_cost / other.overall.p99_cost));

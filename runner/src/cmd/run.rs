@@ -43,7 +43,7 @@ pub struct RunArgs {
     /// How long requests arrive (then the queue is drained), e.g. 60s, 10m.
     #[arg(long, default_value = "60s", value_parser = parse_duration_us)]
     pub duration: u64,
-    /// Optimizer: ecogd, grid, linear, dvfs, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
+    /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, dvfs, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
     #[arg(long, default_value = "ecogd")]
     pub optimizer: String,
     /// Seed of the arrivals, the optimizer and the synthetic inputs.
