@@ -225,7 +225,7 @@ fn bad_input_gets_one_clear_line() {
         &["sim", "--workload", "file:/nonexistent.csv"],
         "cannot read trace file",
     );
-    fails_clearly(&["sim", "--optimizer", "sgd"], "unknown optimizer");
+    fails_clearly(&["sim", "--optimizer", "sgd"], "or oracle in simulation");
     fails_clearly(&["sim", "--optimizer", "fixed:99,0,1"], "--optimizer");
     fails_clearly(&["sim", "--duration", "3 fortnights"], "duration");
     fails_clearly(&["sim", "--alpha", "2"], "--alpha");

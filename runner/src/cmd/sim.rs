@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use ecoedge_core::controller::Settings;
 use ecoedge_core::cost::{Alpha, EnergyScope};
-use ecoedge_core::optimizer::{AnyOptimizer, Fixed, by_name};
+use ecoedge_core::optimizer::{AnyOptimizer, Fixed, NameError, by_name};
 use ecoedge_core::window::WindowSettings;
 
 use crate::device;
@@ -155,7 +155,11 @@ pub fn simulate_named(model: &dyn DeviceModel, name: &str, setup: &SimSetup) -> 
             oracle::best_static(model, setup, &baseline)?.config,
         ))
     } else {
-        by_name(name, &space, setup.seed).map_err(|e| anyhow::anyhow!("--optimizer: {e}"))?
+        by_name(name, &space, setup.seed).map_err(|e| match e {
+            // The core does not know the simulator's oracle.
+            NameError::Unknown(_) => anyhow::anyhow!("--optimizer: {e}, or oracle in simulation"),
+            e => anyhow::anyhow!("--optimizer: {e}"),
+        })?
     };
     simulate(model, optimizer, setup)
 }
