@@ -598,8 +598,8 @@ fn bad_names_are_typed_errors() {
     assert!(matches!(&unknown, NameError::Unknown(n) if n.as_str() == "sgd"));
     assert_eq!(
         unknown.to_string(),
-        "unknown optimizer `sgd` (expected one of: ecogd, grid, linear, linear:once, dvfs, \
-         dvfs:BATCH, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH, fixed:max)"
+        "unknown optimizer `sgd` (expected one of: ecogd, ecogd:paper, grid, linear, linear:once, \
+         dvfs, dvfs:BATCH, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH, fixed:max)"
     );
     let long = err(&"x".repeat(100));
     assert!(matches!(long, NameError::Unknown(n) if n.len() == 32));
