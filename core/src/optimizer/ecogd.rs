@@ -489,28 +489,37 @@ mod tests {
         Config::default().with(0, cpu).with(1, gpu)
     }
 
+    /// Center (2, 2) costs 1.0, its two lower sides 0.9, every other config 1.1.
+    fn corner_cost(c: &Config) -> f64 {
+        match (c.index(0), c.index(1)) {
+            (2, 2) => 1.0,
+            (1, 2) | (2, 1) => 0.9,
+            _ => 1.1,
+        }
+    }
+
+    /// EcoGD with `settings`, starting at (2, 2).
+    fn from_center(settings: EcoGdSettings) -> EcoGd {
+        EcoGd::new(
+            EcoGdSettings {
+                start: Some(at(2, 2)),
+                ..settings
+            },
+            0,
+        )
+    }
+
     #[test]
     fn a_corner_estimated_below_both_sides_is_chosen() {
         let space = plane();
         // Center 1.0, each of the two lower sides 0.1 cheaper: the additive corner
         // estimate (0.8) beats both; the original's average (0.9) never could.
-        let cost = |c: &Config| match (c.index(0), c.index(1)) {
-            (2, 2) => 1.0,
-            (1, 2) | (2, 1) => 0.9,
-            _ => 1.1,
-        };
-        let mut gd = EcoGd::new(
-            EcoGdSettings {
-                start: Some(at(2, 2)),
-                ..EcoGdSettings::default()
-            },
-            0,
-        );
+        let mut gd = from_center(EcoGdSettings::default());
         let mut c = gd.start(&space);
         let mut measured = std::vec::Vec::new();
         for w in 1..=5 {
             measured.push(c);
-            c = gd.step(&space, &report(w, c, cost(&c), 1.0));
+            c = gd.step(&space, &report(w, c, corner_cost(&c), 1.0));
         }
         assert_eq!(measured[0], at(2, 2));
         assert_eq!(measured.len(), 5, "center, then the four sides");
@@ -521,18 +530,8 @@ mod tests {
     #[test]
     fn unmeasured_configs_get_a_ceiling_and_an_abandoned_new_center_is_left() {
         let space = plane();
-        let cost = |c: &Config| match (c.index(0), c.index(1)) {
-            (2, 2) => 1.0,
-            (1, 2) | (2, 1) => 0.9,
-            _ => 1.1,
-        };
-        let mut gd = EcoGd::new(
-            EcoGdSettings {
-                start: Some(at(2, 2)),
-                ..EcoGdSettings::default()
-            },
-            0,
-        );
+        let cost = corner_cost;
+        let mut gd = from_center(EcoGdSettings::default());
         let mut c = gd.start(&space);
         assert_eq!(gd.ceiling(), None, "nothing to compare with yet");
         c = gd.step(&space, &report(1, c, cost(&c), 1.0));
@@ -555,14 +554,7 @@ mod tests {
         assert_eq!(cost(&c), 0.9, "{c:?}");
         assert_eq!(gd.center(), c);
         // Without the setting, windows are never cut.
-        let mut original = EcoGd::new(
-            EcoGdSettings {
-                start: Some(at(2, 2)),
-                abandon_above: None,
-                ..EcoGdSettings::default()
-            },
-            0,
-        );
+        let mut original = from_center(EcoGdSettings::paper());
         let c = original.start(&space);
         original.step(&space, &report(1, c, 1.0, 1.0));
         assert_eq!(original.ceiling(), None);
