@@ -3,7 +3,7 @@
 //! A window collects `requests` completed requests. After a config change the first
 //! `warmup` of them are discarded, because clocks and caches settle (the paper: 416
 //! and 100). Means are exact; latency and cost tails come from
-//! [`LogHistogram`](crate::quantile::LogHistogram)s within its stated error.
+//! [`LogHistogram`]s within its stated error.
 //!
 //! A window can be *abandoned* before it is full ([`CostWindow::abandon`]): the
 //! controller does so when the last [`RECENT`] requests served in it cost more

@@ -7,7 +7,8 @@
 //! 3. estimate the up-to-4 corners of the CPU-GPU plane with the additive model
 //!    `cost(c+dx+dy) ~ cost(c+dx) + cost(c+dy) - cost(c)` (the original averaged the
 //!    two sides, which never ranks a corner below both, so corners were never
-//!    chosen: a defect we do not copy);
+//!    chosen: a defect we do not copy); a corner measured before, as a center,
+//!    is ranked by that measurement instead;
 //! 4. the better center is the cheapest of center, sides and corners;
 //! 5. staying put, or going back to one of the last few centers (A-B-A), counts a
 //!    loop; more than `max_loops` loops jump to a random config two steps away;
@@ -43,7 +44,8 @@ const MAX_JUMP_LEARN_STEP: f64 = 5.0;
 
 /// EcoGD's parameters. [`Default`]: the original's values, plus abandoned probes
 /// and pattern moves (measured to help, see the README's results);
-/// [`EcoGdSettings::paper`]: the original's, exactly.
+/// [`EcoGdSettings::paper`]: the original's values. Under both, a corner that was
+/// measured before (as a center) is ranked by its measurement, not its estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EcoGdSettings {
