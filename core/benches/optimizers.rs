@@ -13,7 +13,6 @@ use ecoedge_core::optimizer::{
     MabJoint, MabSettings, Optimizer, RandomSearch, Repeat,
 };
 use ecoedge_core::prelude::*;
-use ecoedge_core::window::CostFigures;
 
 /// The Xavier NX space: 25 CPU levels, 15 GPU levels, batch 1..=16.
 fn xavier_space() -> Space {
@@ -34,26 +33,7 @@ fn cost(c: &Config) -> f64 {
 }
 
 fn report(index: u32, config: Config) -> WindowReport {
-    let c = cost(&config);
-    WindowReport {
-        index,
-        config,
-        requests: 316,
-        discarded: 100,
-        energy_j: c,
-        latency_s: c,
-        latency_p50_s: 0.0,
-        latency_p95_s: 0.0,
-        latency_p99_s: 0.0,
-        cost: CostFigures {
-            mean: c,
-            p95: None,
-            p99: None,
-        },
-        arrival_rate_hz: 20.0,
-        end: Instant::from_micros(u64::from(index)),
-        abandoned: false,
-    }
+    WindowReport::measured(index, config, cost(&config), 20.0)
 }
 
 /// Steps `opt` on the bowl for `warm` windows, then measures single steps that go

@@ -141,6 +141,34 @@ pub struct WindowReport {
     pub abandoned: bool,
 }
 
+impl WindowReport {
+    /// A report with only what optimizers read: the window's index, the config
+    /// measured, its mean cost and the arrival rate; no requests, zero figures
+    /// otherwise, not abandoned. For driving an optimizer without a controller
+    /// (replaying logged windows, tests, benchmarks).
+    pub fn measured(index: u32, config: Config, cost: f64, arrival_rate_hz: f64) -> Self {
+        WindowReport {
+            index,
+            config,
+            requests: 0,
+            discarded: 0,
+            energy_j: 0.0,
+            latency_s: 0.0,
+            latency_p50_s: 0.0,
+            latency_p95_s: 0.0,
+            latency_p99_s: 0.0,
+            cost: CostFigures {
+                mean: cost,
+                p95: None,
+                p99: None,
+            },
+            arrival_rate_hz,
+            end: Instant::ZERO,
+            abandoned: false,
+        }
+    }
+}
+
 /// Accumulates one window; see the module doc.
 #[derive(Debug, Clone)]
 pub struct CostWindow {

@@ -7,8 +7,7 @@ use ecoedge_core::optimizer::{
     MabSettings, NAMES, NameError, Optimizer, RandomSearch, Repeat, by_name,
 };
 use ecoedge_core::space::{Config, ConfigError, Dimension, Knob, Space};
-use ecoedge_core::time::Instant;
-use ecoedge_core::window::{CostFigures, WindowReport};
+use ecoedge_core::window::WindowReport;
 
 const CPU_KHZ: [u32; 25] = [
     115_200, 192_000, 268_800, 345_600, 422_400, 499_200, 576_000, 652_800, 729_600, 806_400,
@@ -52,28 +51,6 @@ fn cfg(cpu: usize, gpu: usize, batch_index: usize) -> Config {
         .with(BATCH, batch_index)
 }
 
-fn report(index: u32, config: Config, cost: f64, rate: f64) -> WindowReport {
-    WindowReport {
-        index,
-        config,
-        requests: 316,
-        discarded: 100,
-        energy_j: cost,
-        latency_s: cost,
-        latency_p50_s: 0.0,
-        latency_p95_s: 0.0,
-        latency_p99_s: 0.0,
-        cost: CostFigures {
-            mean: cost,
-            p95: None,
-            p99: None,
-        },
-        arrival_rate_hz: rate,
-        end: Instant::from_micros(u64::from(index) * 1_000_000),
-        abandoned: false,
-    }
-}
-
 /// One measured window: the config the optimizer asked for and what it cost.
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -104,7 +81,7 @@ fn drive<O: Optimizer>(
         let ceiling = opt.ceiling().filter(|&ceiling| c > ceiling);
         c = ceiling.unwrap_or(c);
         out.push(Window { config, cost: c });
-        let mut r = report(w, config, c, 20.0);
+        let mut r = WindowReport::measured(w, config, c, 20.0);
         r.abandoned = ceiling.is_some();
         config = opt.step(space, &r);
         after(w, opt);
@@ -218,7 +195,10 @@ fn moving_run(settings: EcoGdSettings) -> Option<usize> {
     let mut centers = Vec::new();
     for w in 1..=250u32 {
         let rate = if w < MOVE { 20.0 } else { 11.0 };
-        config = gd.step(&space, &report(w, config, cost(w, &config), rate));
+        config = gd.step(
+            &space,
+            &WindowReport::measured(w, config, cost(w, &config), rate),
+        );
         if w >= MOVE {
             centers.push(after(&gd.center()));
         }
@@ -694,10 +674,13 @@ fn every_optimizer_survives_odd_reports_and_tiny_spaces() {
                 .enumerate()
             {
                 assert!(space.within_limits(&c), "{name}");
-                c = o.step(&space, &report(w as u32, c, cost, f64::NAN));
+                c = o.step(&space, &WindowReport::measured(w as u32, c, cost, f64::NAN));
             }
             // A report of a config outside the space is ignored, not trusted.
-            let _ = o.step(&space, &report(99, cfg(60, 60, 60), 0.0, 1.0));
+            let _ = o.step(
+                &space,
+                &WindowReport::measured(99, cfg(60, 60, 60), 0.0, 1.0),
+            );
         }
     }
 }

@@ -855,8 +855,6 @@ mod tests {
 
     use super::*;
     use crate::space::{Dimension, Knob};
-    use crate::time::Instant;
-    use crate::window::CostFigures;
     use std::boxed::Box;
     use std::vec::Vec;
 
@@ -1024,28 +1022,6 @@ mod tests {
         all
     }
 
-    fn report(index: u32, config: Config, cost: f64) -> WindowReport {
-        WindowReport {
-            index,
-            config,
-            requests: 100,
-            discarded: 0,
-            energy_j: cost,
-            latency_s: cost,
-            latency_p50_s: 0.0,
-            latency_p95_s: 0.0,
-            latency_p99_s: 0.0,
-            cost: CostFigures {
-                mean: cost,
-                p95: None,
-                p99: None,
-            },
-            arrival_rate_hz: 20.0,
-            end: Instant::from_micros(u64::from(index)),
-            abandoned: false,
-        }
-    }
-
     /// Deterministic noise in `[-0.5, 0.5)` from two integers (splitmix64).
     fn noise(a: u64, b: u64) -> f64 {
         let mut z = a
@@ -1090,7 +1066,7 @@ mod tests {
         for w in 1..=windows {
             let space = spaces(w);
             let y = cost(&space, w, &config);
-            let next = fast.step(&space, &report(w, config, y));
+            let next = fast.step(&space, &WindowReport::measured(w, config, y, 20.0));
             let (expected, modelled) = slow.step(&space, config, y);
             assert_eq!(
                 next, expected,

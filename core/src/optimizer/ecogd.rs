@@ -456,30 +456,6 @@ impl Optimizer for EcoGd {
 mod tests {
     use super::*;
     use crate::space::Dimension;
-    use crate::time::Instant;
-    use crate::window::CostFigures;
-
-    fn report(index: u32, config: Config, cost: f64, rate: f64) -> WindowReport {
-        WindowReport {
-            index,
-            config,
-            requests: 1,
-            discarded: 0,
-            energy_j: 0.0,
-            latency_s: 0.0,
-            latency_p50_s: 0.0,
-            latency_p95_s: 0.0,
-            latency_p99_s: 0.0,
-            cost: CostFigures {
-                mean: cost,
-                p95: None,
-                p99: None,
-            },
-            arrival_rate_hz: rate,
-            end: Instant::ZERO,
-            abandoned: false,
-        }
-    }
 
     fn plane() -> Space {
         let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3, 4, 5]).unwrap();
@@ -521,7 +497,7 @@ mod tests {
         let mut measured = std::vec::Vec::new();
         for w in 1..=5 {
             measured.push(c);
-            c = gd.step(&space, &report(w, c, corner_cost(&c), 1.0));
+            c = gd.step(&space, &WindowReport::measured(w, c, corner_cost(&c), 1.0));
         }
         assert_eq!(measured[0], at(2, 2));
         assert_eq!(measured.len(), 5, "center, then the four sides");
@@ -536,12 +512,12 @@ mod tests {
         let mut gd = from_center(EcoGdSettings::default());
         let mut c = gd.start(&space);
         assert_eq!(gd.ceiling(), None, "nothing to compare with yet");
-        c = gd.step(&space, &report(1, c, cost(&c), 1.0));
+        c = gd.step(&space, &WindowReport::measured(1, c, cost(&c), 1.0));
         // A side probe may be cut at 1.5 x the center's 1.0.
         assert_ne!(c, at(2, 2));
         assert_eq!(gd.ceiling(), Some(1.5));
         for w in 2..=5 {
-            c = gd.step(&space, &report(w, c, cost(&c), 1.0));
+            c = gd.step(&space, &WindowReport::measured(w, c, cost(&c), 1.0));
         }
         // The corner (1, 1) is only estimated: it is measured under a ceiling.
         assert_eq!(c, at(1, 1));
@@ -549,7 +525,7 @@ mod tests {
         // It turns out past a cliff and is abandoned: EcoGD leaves it for the old
         // center, remembers it at no less than the ceiling, and from there takes
         // the best measured side instead.
-        let mut cut = report(6, c, 1.2, 1.0);
+        let mut cut = WindowReport::measured(6, c, 1.2, 1.0);
         cut.abandoned = true;
         c = gd.step(&space, &cut);
         assert_eq!(gd.history().fresh(&at(1, 1), 6, 20), Some(1.5));
@@ -558,7 +534,7 @@ mod tests {
         // Without the setting, windows are never cut.
         let mut original = from_center(EcoGdSettings::paper());
         let c = original.start(&space);
-        original.step(&space, &report(1, c, 1.0, 1.0));
+        original.step(&space, &WindowReport::measured(1, c, 1.0, 1.0));
         assert_eq!(original.ceiling(), None);
     }
 
@@ -577,7 +553,7 @@ mod tests {
         let a = gd.start(&space);
         let b = at(1, 0);
         // A costs 1.0; B looks cheaper, then is dearer when measured as center.
-        let mut c = gd.step(&space, &report(1, a, 1.0, 1.0));
+        let mut c = gd.step(&space, &WindowReport::measured(1, a, 1.0, 1.0));
         let mut w = 2;
         while c != a || gd.center() != a || w < 4 {
             let cost = match (c == b, gd.center() == b) {
@@ -585,14 +561,14 @@ mod tests {
                 (true, false) => 0.5,
                 _ => 1.5,
             };
-            c = gd.step(&space, &report(w, c, cost, 1.0));
+            c = gd.step(&space, &WindowReport::measured(w, c, cost, 1.0));
             w += 1;
             assert!(w < 20, "never went back");
         }
         assert_eq!(gd.loops(), 1, "A-B-A is a loop");
         // Staying put counts too; past max_loops it jumps two steps away.
         for _ in 0..20 {
-            c = gd.step(&space, &report(w, c, 0.1, 1.0));
+            c = gd.step(&space, &WindowReport::measured(w, c, 0.1, 1.0));
             w += 1;
         }
         assert!(gd.jumps() >= 1);
@@ -610,18 +586,21 @@ mod tests {
         );
         let mut c = gd.start(&space);
         for w in 1..=3 {
-            c = gd.step(&space, &report(w, c, 1.0, 10.0));
+            c = gd.step(&space, &WindowReport::measured(w, c, 1.0, 10.0));
         }
         assert_eq!(gd.history().len(), 3);
         let center = gd.center();
-        let _ = gd.step(&space, &report(4, c, 1.0, 14.0));
+        let _ = gd.step(&space, &WindowReport::measured(4, c, 1.0, 14.0));
         assert_eq!(gd.history().len(), 1, "only the new measurement");
         assert_eq!(gd.center(), center);
         // Below the threshold nothing is forgotten.
         let mut calm = EcoGd::new(*gd.settings(), 0);
         let mut c = calm.start(&space);
         for w in 1..=3 {
-            c = calm.step(&space, &report(w, c, 1.0, 10.0 + f64::from(w)));
+            c = calm.step(
+                &space,
+                &WindowReport::measured(w, c, 1.0, 10.0 + f64::from(w)),
+            );
         }
         assert_eq!(calm.history().len(), 3);
     }
@@ -638,7 +617,7 @@ mod tests {
         );
         let mut c = gd.start(&space);
         for w in 1..=10 {
-            c = gd.step(&space, &report(w, c, 1.0, 1.0));
+            c = gd.step(&space, &WindowReport::measured(w, c, 1.0, 1.0));
             assert!(gd.history().len() <= 3);
         }
     }

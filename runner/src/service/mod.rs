@@ -266,25 +266,12 @@ mod record_tests {
         r.note_refusals(2);
         r.note_refusals(2);
         assert_eq!(r.refused_in, [0, 0]);
-        r.windows.push(ecoedge_core::window::WindowReport {
-            index: 0,
-            config: Default::default(),
-            requests: 1,
-            discarded: 0,
-            energy_j: 0.0,
-            latency_s: 0.0,
-            latency_p50_s: 0.0,
-            latency_p95_s: 0.0,
-            latency_p99_s: 0.0,
-            cost: ecoedge_core::window::CostFigures {
-                mean: 1.0,
-                p95: None,
-                p99: None,
-            },
-            arrival_rate_hz: 0.0,
-            end: ecoedge_core::time::Instant::ZERO,
-            abandoned: false,
-        });
+        r.windows.push(ecoedge_core::window::WindowReport::measured(
+            0,
+            Default::default(),
+            1.0,
+            0.0,
+        ));
         r.note_refusals(3);
         assert_eq!(r.refused_in, [0, 0, 1]);
     }
