@@ -16,6 +16,14 @@ fn ecoedge(cache: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// `ecoedge run` on the host with the model file at `model`.
+fn run_model_file(cache: &Path, model: &Path) -> Output {
+    ecoedge(
+        cache,
+        &["run", "--board", "host", "--model", model.to_str().unwrap()],
+    )
+}
+
 /// The run failed with exactly one line on stderr, an `error:` naming `needle`.
 fn assert_one_error_line(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -107,10 +115,7 @@ fn a_file_that_is_not_onnx_is_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.onnx");
     std::fs::write(&path, "this is not a protobuf at all\n").unwrap();
-    let out = ecoedge(
-        dir.path(),
-        &["run", "--board", "host", "--model", path.to_str().unwrap()],
-    );
+    let out = run_model_file(dir.path(), &path);
     assert_one_error_line(&out, "not an ONNX model");
 }
 
@@ -138,10 +143,7 @@ fn a_model_without_a_batch_dimension_is_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fixed.onnx");
     write_model(&path, &[Dim::Fixed(1), Dim::Fixed(8)], "Relu");
-    let out = ecoedge(
-        dir.path(),
-        &["run", "--board", "host", "--model", path.to_str().unwrap()],
-    );
+    let out = run_model_file(dir.path(), &path);
     assert_one_error_line(&out, "no batch dimension");
 }
 
@@ -150,10 +152,7 @@ fn an_unsupported_operator_is_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("custom.onnx");
     write_model(&path, &[Dim::Batch, Dim::Fixed(8)], "FrobnicateV2");
-    let out = ecoedge(
-        dir.path(),
-        &["run", "--board", "host", "--model", path.to_str().unwrap()],
-    );
+    let out = run_model_file(dir.path(), &path);
     assert_one_error_line(&out, "unsupported operator FrobnicateV2");
 }
 
@@ -167,10 +166,7 @@ fn an_input_shape_that_does_not_fit_is_one_error_line() {
     let y = g.node("Reshape", &[&x, &shape], &[]);
     g.output(&y, DataType::Float, &[Dim::Batch, Dim::Fixed(3)]);
     std::fs::write(&path, g.finish("t", "test").encode_to_vec()).unwrap();
-    let out = ecoedge(
-        dir.path(),
-        &["run", "--board", "host", "--model", path.to_str().unwrap()],
-    );
+    let out = run_model_file(dir.path(), &path);
     assert_one_error_line(&out, path.to_str().unwrap());
 }
 

@@ -393,15 +393,8 @@ impl EcoGd {
 
 /// The index change from `from` to `to`, per dimension, each clamped to one step.
 fn direction(from: &Config, to: &Config) -> [i8; MAX_DIMS] {
-    let mut d = [0; MAX_DIMS];
-    for (dim, step) in d.iter_mut().enumerate() {
-        *step = match to.index(dim).cmp(&from.index(dim)) {
-            core::cmp::Ordering::Greater => 1,
-            core::cmp::Ordering::Less => -1,
-            core::cmp::Ordering::Equal => 0,
-        };
-    }
-    d
+    // `Ordering` is -1, 0 or 1 as an integer.
+    core::array::from_fn(|dim| to.index(dim).cmp(&from.index(dim)) as i8)
 }
 
 impl Optimizer for EcoGd {
