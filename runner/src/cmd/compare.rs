@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cmd::sim::{MeasureArgs, setup};
+use crate::cmd::sim::{MeasureArgs, optimizer_named, setup};
 use crate::compare::{Prepared, RunFigures, Task, prepare, run_task};
 use crate::device;
 use crate::metrics::PhaseStats;
@@ -324,8 +324,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     // Check every optimizer name before minutes of work.
     let space = crate::sim::space_of(model.as_ref(), setups[0].lower_limits)?;
     for o in optimizers.iter().filter(|o| *o != "oracle") {
-        ecoedge_core::optimizer::by_name(o, &space, 0)
-            .map_err(|e| anyhow::anyhow!("--optimizers: {e}"))?;
+        optimizer_named(o, &space, 0).context("--optimizers")?;
     }
 
     let bar = ProgressBar::new(

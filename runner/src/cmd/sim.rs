@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ecoedge_core::controller::Settings;
 use ecoedge_core::cost::{Alpha, EnergyScope};
 use ecoedge_core::optimizer::{AnyOptimizer, Fixed, NameError, by_name};
+use ecoedge_core::space::Space;
 use ecoedge_core::window::WindowSettings;
 
 use crate::device;
@@ -146,6 +147,15 @@ pub fn setup(
     Ok(setup)
 }
 
+/// The core's optimizer called `name`; an unknown name's error also lists the
+/// simulator's `oracle`, which the core does not know.
+pub fn optimizer_named(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer> {
+    by_name(name, space, seed).map_err(|e| match e {
+        NameError::Unknown(_) => anyhow::anyhow!("{e}, or oracle in simulation"),
+        e => anyhow::anyhow!("{e}"),
+    })
+}
+
 /// Runs optimizer `name` (or the oracle) on `model` under `setup`.
 pub fn simulate_named(model: &dyn DeviceModel, name: &str, setup: &SimSetup) -> Result<Outcome> {
     let space = space_of(model, setup.lower_limits)?;
@@ -155,11 +165,7 @@ pub fn simulate_named(model: &dyn DeviceModel, name: &str, setup: &SimSetup) -> 
             oracle::best_static(model, setup, &baseline)?.config,
         ))
     } else {
-        by_name(name, &space, setup.seed).map_err(|e| match e {
-            // The core does not know the simulator's oracle.
-            NameError::Unknown(_) => anyhow::anyhow!("--optimizer: {e}, or oracle in simulation"),
-            e => anyhow::anyhow!("--optimizer: {e}"),
-        })?
+        optimizer_named(name, &space, setup.seed).context("--optimizer")?
     };
     simulate(model, optimizer, setup)
 }
