@@ -1,11 +1,20 @@
-//! The pictures a reader of the paper expects, as SVG: cost per window for every
-//! optimizer (one chart per workload), during/after mean and p99 cost per
-//! optimizer, and the energy-latency scatter of where each optimizer ended.
+//! The pictures a reader of the paper expects, as SVG and PNG: cost per window
+//! for every optimizer (one chart per workload), during/after mean and p99 cost
+//! per optimizer, and the energy-latency scatter of where each optimizer ended.
+//!
+//! Each chart is drawn once per backend by the same code. SVG stays crisp in a
+//! browser; PNG is for the places that show no SVG (issue trackers, slides,
+//! some markdown viewers). PNG text needs a real font: DejaVu Sans is embedded
+//! (the `dejavu` crate) and rasterised by ab_glyph, so no system font library
+//! or fontconfig is needed on a fresh machine or a board.
 
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::coord::combinators::WithKeyPoints;
 use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
 
 use crate::cmd::compare::{CompareJson, ResultJson};
 
@@ -27,18 +36,59 @@ fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("plotting failed: {e}")
 }
 
-/// Writes every chart of `doc` into `dir`.
+/// Writes every chart of `doc` into `dir`, each as `NAME.svg` and `NAME.png`.
 pub fn write_all(dir: &Path, doc: &CompareJson) -> Result<()> {
+    register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+        .map_err(|_| anyhow!("plotting failed: the embedded DejaVu Sans font did not load"))?;
     let mut workloads: Vec<&str> = doc.results.iter().map(|r| r.workload.as_str()).collect();
     workloads.dedup();
     for w in workloads {
         let rows: Vec<&ResultJson> = doc.results.iter().filter(|r| r.workload == w).collect();
         let what = format!("{} on {}, {w}", doc.model, doc.device);
-        cost_over_time(&dir.join(format!("cost-{}.svg", slug(w))), &what, &rows)?;
-        phase_bars(&dir.join(format!("phases-{}.svg", slug(w))), &what, &rows)?;
-        scatter(&dir.join(format!("scatter-{}.svg", slug(w))), &what, &rows)?;
+        for chart in [Chart::Cost, Chart::Phases, Chart::Scatter] {
+            let stem = dir.join(format!("{}-{}", chart.name(), slug(w)));
+            let (svg, png) = (stem.with_extension("svg"), stem.with_extension("png"));
+            chart.draw(SVGBackend::new(&svg, chart.size()), &what, &rows)?;
+            chart.draw(BitMapBackend::new(&png, chart.size()), &what, &rows)?;
+        }
     }
     Ok(())
+}
+
+/// The three charts per workload.
+#[derive(Clone, Copy)]
+enum Chart {
+    Cost,
+    Phases,
+    Scatter,
+}
+
+impl Chart {
+    fn name(self) -> &'static str {
+        match self {
+            Chart::Cost => "cost",
+            Chart::Phases => "phases",
+            Chart::Scatter => "scatter",
+        }
+    }
+
+    fn size(self) -> (u32, u32) {
+        match self {
+            Chart::Cost | Chart::Phases => (1000, 520),
+            Chart::Scatter => (800, 560),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(self, backend: DB, what: &str, rows: &[&ResultJson]) -> Result<()> {
+        let root = backend.into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        match self {
+            Chart::Cost => cost_over_time(&root, what, rows)?,
+            Chart::Phases => phase_bars(&root, what, rows)?,
+            Chart::Scatter => scatter(&root, what, rows)?,
+        }
+        root.present().map_err(err)
+    }
 }
 
 fn log_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
@@ -54,9 +104,52 @@ fn log_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     }
 }
 
-fn cost_over_time(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
-    let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+/// A log axis over `range`, ticked by [`log_ticks`].
+fn log_axis(range: &std::ops::Range<f64>) -> WithKeyPoints<LogCoord<f64>> {
+    range.clone().log_scale().with_key_points(log_ticks(range))
+}
+
+/// Ticks at 1, 2 and 5 times each power of ten inside `range`, or at 1, 1.5,
+/// 2, 3, ... 9 times where that leaves fewer than three (so any range wider
+/// than 1.5x, as [`log_range`]'s always is, gets a tick): plotters' own log
+/// ticks mark whole decades only, which leaves an axis spanning less than one
+/// decade without a single label.
+fn log_ticks(range: &std::ops::Range<f64>) -> Vec<f64> {
+    let ticks_at = |multiples: &[f64]| {
+        let mut ticks = Vec::new();
+        let mut decade = 10f64.powf(range.start.log10().floor());
+        while decade <= range.end {
+            ticks.extend(
+                multiples
+                    .iter()
+                    .map(|m| m * decade)
+                    .filter(|t| range.contains(t)),
+            );
+            decade *= 10.0;
+        }
+        ticks
+    };
+    let ticks = ticks_at(&[1.0, 2.0, 5.0]);
+    if ticks.len() >= 3 {
+        return ticks;
+    }
+    ticks_at(&[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+}
+
+/// A tick value without trailing zeros: 0.02, 1.5, 500.
+fn tick_label(v: &f64) -> String {
+    let fixed = format!("{v:.6}");
+    fixed
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+fn cost_over_time<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    what: &str,
+    rows: &[&ResultJson],
+) -> Result<()> {
     let windows = rows
         .iter()
         .map(|r| r.series.len())
@@ -64,17 +157,19 @@ fn cost_over_time(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
         .unwrap_or(1)
         .max(1);
     let y = log_range(rows.iter().flat_map(|r| r.series.iter().copied()));
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(format!("Cost per window: {what}"), ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..windows as f64, y.log_scale())
+        .build_cartesian_2d(0f64..windows as f64, log_axis(&y))
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("window (416 requests each)")
-        .y_desc("mean cost (1 = every knob at max)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("mean cost (1 = every knob at max, log scale)")
+        .y_label_formatter(&tick_label)
         .draw()
         .map_err(err)?;
     for (i, r) in rows.iter().enumerate() {
@@ -97,13 +192,14 @@ fn cost_over_time(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .map_err(err)
 }
 
-fn phase_bars(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
-    let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+fn phase_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    what: &str,
+    rows: &[&ResultJson],
+) -> Result<()> {
     let bars = |r: &ResultJson| {
         [
             ("during mean", r.during.mean_cost),
@@ -114,7 +210,7 @@ fn phase_bars(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
     };
     let y = log_range(rows.iter().flat_map(|r| bars(r).map(|b| b.1)));
     let names: Vec<String> = rows.iter().map(|r| r.optimizer.clone()).collect();
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(
             format!("Cost during and after convergence: {what}"),
             ("sans-serif", 20),
@@ -122,7 +218,7 @@ fn phase_bars(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..rows.len() as f64, y.clone().log_scale())
+        .build_cartesian_2d(0f64..rows.len() as f64, log_axis(&y))
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -136,7 +232,8 @@ fn phase_bars(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
                 String::new()
             }
         })
-        .y_desc("cost (log scale)")
+        .y_desc("cost (1 = every knob at max, log scale)")
+        .y_label_formatter(&tick_label)
         .draw()
         .map_err(err)?;
     for k in 0..4 {
@@ -160,18 +257,19 @@ fn phase_bars(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .map_err(err)
 }
 
-fn scatter(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
-    let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+fn scatter<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    what: &str,
+    rows: &[&ResultJson],
+) -> Result<()> {
     let ms = |r: &ResultJson| r.after.mean_latency_s * 1e3;
     let mj = |r: &ResultJson| r.after.mean_energy_j * 1e3;
     let x = log_range(rows.iter().map(|r| ms(r)));
     let y = log_range(rows.iter().map(|r| mj(r)));
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(
             format!("Where each optimizer settled: {what}"),
             ("sans-serif", 20),
@@ -179,12 +277,14 @@ fn scatter(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(x.log_scale(), y.log_scale())
+        .build_cartesian_2d(log_axis(&x), log_axis(&y))
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("mean latency after convergence (ms, log)")
+        .x_label_formatter(&tick_label)
         .y_desc("mean energy per request (mJ, log)")
+        .y_label_formatter(&tick_label)
         .draw()
         .map_err(err)?;
     for (i, r) in rows.iter().enumerate() {
@@ -201,7 +301,7 @@ fn scatter(path: &Path, what: &str, rows: &[&ResultJson]) -> Result<()> {
             )))
             .map_err(err)?;
     }
-    root.present().map_err(err)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,5 +313,17 @@ mod tests {
         assert_eq!(slug("fixed:50ms"), "fixed-50ms");
         assert_eq!(slug("bursty:10@500ms"), "bursty-10at500ms");
         assert_eq!(slug("file:/tmp/a b.csv"), "file--tmp-a_b-csv");
+    }
+
+    #[test]
+    fn log_axes_are_labelled_however_narrow() {
+        let labels =
+            |lo, hi| -> Vec<String> { log_ticks(&(lo..hi)).iter().map(tick_label).collect() };
+        assert_eq!(labels(0.3, 40.0), ["0.5", "1", "2", "5", "10", "20"]);
+        assert_eq!(labels(0.004, 0.03), ["0.005", "0.01", "0.02"]);
+        assert_eq!(labels(330.0, 620.0), ["400", "500", "600"]);
+        // The narrowest range log_range makes: one point, 0.8x to 1.25x.
+        assert_eq!(labels(1.1 * 0.8, 1.1 * 1.25), ["0.9", "1"]);
+        assert_eq!(labels(1.3 * 0.8, 1.3 * 1.25), ["1.5"]);
     }
 }

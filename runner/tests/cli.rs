@@ -363,6 +363,23 @@ fn compare_reports_the_schema_tables_and_plots() {
         svg.contains("ecogd") && svg.contains("window"),
         "legend and axis label"
     );
+    for (f, size) in [
+        ("cost-fixed-90ms.png", (1000, 520)),
+        ("phases-bursty-10at900ms.png", (1000, 520)),
+        ("scatter-fixed-90ms.png", (800, 560)),
+    ] {
+        let (width, height, rgb) = decode_png(&out.join(f));
+        assert_eq!((width, height), size, "{f}");
+        // Text and axes are near black; the series are coloured. A chart whose
+        // text failed to render, or that is blank, has neither.
+        let dark = rgb.chunks(3).filter(|p| p.iter().all(|&c| c < 60)).count();
+        let coloured = rgb
+            .chunks(3)
+            .filter(|p| p.iter().max().unwrap() - p.iter().min().unwrap() > 100)
+            .count();
+        assert!(dark > 2000, "{f}: {dark} dark pixels");
+        assert!(coloured > 500, "{f}: {coloured} coloured pixels");
+    }
     fails_clearly(&["compare", "--suite", "nips"], "unknown suite `nips`");
     fails_clearly(
         &["compare", "--suite", "paper", "--optimizers", "ecogd,sgd"],
@@ -372,4 +389,17 @@ fn compare_reports_the_schema_tables_and_plots() {
         &["compare", "--workload", "fixed:50ms", "--repeats", "0"],
         "--repeats",
     );
+}
+
+/// Width, height and 8-bit RGB pixels of a PNG file.
+fn decode_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
 }

@@ -52,7 +52,7 @@ pub struct CompareArgs {
     pub duration: Option<u64>,
     #[command(flatten)]
     pub measure: MeasureArgs,
-    /// Write tables, results.json and plots (SVG) here.
+    /// Write tables, results.json and plots (SVG and PNG) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print the results as one JSON document.
