@@ -197,10 +197,15 @@ impl CostWindow {
     /// An empty first window, which starts with a warm-up (the board was just set).
     pub fn new(settings: WindowSettings) -> Result<Self, WindowError> {
         settings.validate()?;
-        Ok(CostWindow {
+        Ok(CostWindow::empty(settings, 0, settings.warmup))
+    }
+
+    /// Window `index` with nothing recorded, `warmup_left` requests to discard.
+    fn empty(settings: WindowSettings, index: u32, warmup_left: u32) -> Self {
+        CostWindow {
             settings,
-            index: 0,
-            warmup_left: settings.warmup,
+            index,
+            warmup_left,
             discarded: 0,
             requests: 0,
             energy_sum: 0.0,
@@ -214,7 +219,7 @@ impl CostWindow {
             recent: [0.0; RECENT],
             recent_seen: 0,
             abandoned: false,
-        })
+        }
     }
 
     /// The settings in force.
@@ -337,22 +342,12 @@ impl CostWindow {
 
     /// Starts the next window, with a warm-up when the config changes now.
     pub fn next(&mut self, config_changed: bool) {
-        self.index += 1;
-        self.warmup_left = if config_changed {
+        let warmup = if config_changed {
             self.settings.warmup
         } else {
             0
         };
-        self.discarded = 0;
-        self.requests = 0;
-        self.energy_sum = 0.0;
-        self.latency_sum = 0.0;
-        self.latency.clear();
-        self.cost.clear();
-        self.warmup_energy_sum = 0.0;
-        self.warmup_latency_sum = 0.0;
-        self.recent_seen = 0;
-        self.abandoned = false;
+        *self = CostWindow::empty(self.settings, self.index + 1, warmup);
     }
 }
 
