@@ -2,7 +2,9 @@
 //! window accounting) and the controller's memory footprint.
 //!
 //! `cargo bench -p ecoedge-core --bench controller`. Goals: <= 100 ns per request,
-//! `size_of` of the controller <= 32 KiB with the payload excluded.
+//! `size_of` of the controller <= 32 KiB with the payload and the load sample
+//! excluded (the arrivals kept for replay: 8 bytes each, the `A` parameter,
+//! 32 KiB by default).
 
 use std::hint::black_box;
 

@@ -34,6 +34,7 @@ use heapless::Vec;
 
 use crate::batch::{BatchBuffer, BatchError};
 use crate::cost::{Baseline, CostError, EnergyScope};
+use crate::load::{Arrivals, LOAD_SAMPLE, Load, Sample};
 use crate::optimizer::Optimizer;
 use crate::queue::{Request, RequestSource};
 use crate::space::{Config, ConfigError, Knob, Space};
@@ -185,16 +186,18 @@ pub struct Completion {
     pub apply: Option<Config>,
 }
 
-/// The batch in flight: the meter when it started, its requests' arrivals.
+/// The batch in flight: when it started, the meter then, its requests' arrivals.
 #[derive(Debug, Clone)]
 struct InFlight<const B: usize> {
+    start: Instant,
     energy_j: f64,
     arrivals: Vec<Instant, B>,
 }
 
 /// See the module doc. `T` is the request payload, `O` the optimizer, `B` the
-/// largest batch. Holds no heap memory and allocates none.
-pub struct Controller<T, O, const B: usize> {
+/// largest batch, `A` the arrivals kept to price configs under the recent load
+/// ([`crate::load`]; 8 bytes each). Holds no heap memory and allocates none.
+pub struct Controller<T, O, const B: usize, const A: usize = LOAD_SAMPLE> {
     space: Space,
     settings: Settings,
     optimizer: O,
@@ -205,15 +208,21 @@ pub struct Controller<T, O, const B: usize> {
     in_flight: Option<InFlight<B>>,
     /// The optimizer's ceiling for the window being measured.
     ceiling: Option<f64>,
-    /// Meter reading at the end of the previous batch (total scope charges the
-    /// idle energy since then to the next batch).
-    energy_mark: Option<f64>,
+    /// Time and meter reading at the end of the previous batch, or at the first
+    /// observation: the board idled since then (total scope charges that energy
+    /// to the next batch).
+    mark: Option<(Instant, f64)>,
+    /// Arrivals of the last requests served, replayed to price configs.
+    arrivals: Arrivals<A>,
+    /// Requests waiting (queue and batch buffer) after the last batch was
+    /// formed, and when.
+    waiting: (usize, Instant),
     last_energy: f64,
     latest: Instant,
     served: u64,
 }
 
-impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
+impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
     /// A controller for `space`. The config to apply first is [`config`](Self::config).
     pub fn new(
         space: Space,
@@ -249,7 +258,9 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
             config,
             in_flight: None,
             ceiling: None,
-            energy_mark: None,
+            mark: None,
+            arrivals: Arrivals::default(),
+            waiting: (0, Instant::ZERO),
             last_energy: 0.0,
             latest: Instant::ZERO,
             served: 0,
@@ -333,7 +344,7 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
                 now,
             });
         }
-        if energy_j < self.last_energy && self.energy_mark.is_some() {
+        if energy_j < self.last_energy && self.mark.is_some() {
             return Err(ControllerError::EnergyDecreased {
                 from: self.last_energy,
                 to: energy_j,
@@ -341,7 +352,7 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
         }
         self.latest = now;
         self.last_energy = energy_j;
-        self.energy_mark.get_or_insert(energy_j);
+        self.mark.get_or_insert((now, energy_j));
         Ok(())
     }
 
@@ -362,13 +373,18 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
         self.observe(now, energy_j)?;
         let size = self.space.batch_size(&self.config) as usize;
         let n = self.batcher.poll(now, size, src, out)?;
+        self.waiting = (src.len() + self.batcher.len(), now);
         if n > 0 {
             let mut arrivals = Vec::new();
             for r in out.iter() {
                 // Cannot fail: out holds at most B requests.
                 let _ = arrivals.push(r.arrival);
             }
-            self.in_flight = Some(InFlight { energy_j, arrivals });
+            self.in_flight = Some(InFlight {
+                start: now,
+                energy_j,
+                arrivals,
+            });
         }
         Ok(n)
     }
@@ -385,18 +401,28 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
         if self.in_flight.is_none() {
             return Err(ControllerError::NoBatchInFlight);
         }
-        let mark = self.energy_mark;
+        let mark = self.mark;
         self.observe(now, energy_j)?;
         let Some(batch) = self.in_flight.take() else {
             return Err(ControllerError::NoBatchInFlight);
         };
+        // The board idled from the mark until the batch started (`poll_batch`
+        // observed before, so there is a mark).
+        let (idle_from, idle_mark_j) = mark.unwrap_or((batch.start, batch.energy_j));
         let since = match self.settings.window.scope {
             EnergyScope::Active => batch.energy_j,
-            EnergyScope::Total => mark.unwrap_or(batch.energy_j),
+            EnergyScope::Total => idle_mark_j,
         };
         let n = batch.arrivals.len();
         let per_request_j = (energy_j - since) / n as f64;
-        self.energy_mark = Some(energy_j);
+        self.window.record_batch(
+            n,
+            now.saturating_since(batch.start).as_secs_f64(),
+            energy_j - batch.energy_j,
+            batch.start.saturating_since(idle_from).as_secs_f64(),
+            batch.energy_j - idle_mark_j,
+        );
+        self.mark = Some((now, energy_j));
         self.served += n as u64;
         let mut completion = Completion {
             served: n,
@@ -405,6 +431,7 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
             apply: None,
         };
         for &arrival in &batch.arrivals {
+            self.arrivals.push(arrival);
             let latency_s = now.saturating_since(arrival).as_secs_f64();
             self.window
                 .record(arrival, latency_s, per_request_j, self.state.baseline());
@@ -445,6 +472,13 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
             }
         };
         let report = self.window.report(now, self.config, &baseline);
+        let load = Load {
+            sample: Sample::new(&self.arrivals, self.waiting.0, self.waiting.1),
+            baseline,
+            alpha: self.settings.window.alpha,
+            scope: self.settings.window.scope,
+            max_wait: self.settings.max_wait,
+        };
         let next = match (self.state, state) {
             (State::Calibrating { .. }, State::Calibrating { .. }) => self.config,
             (State::Calibrating { .. }, State::Optimizing { .. }) => {
@@ -452,12 +486,12 @@ impl<T, O: Optimizer, const B: usize> Controller<T, O, B> {
                 // that window's report instead of measuring the same config again.
                 let first = self.optimizer.start(&self.space);
                 if first == self.config {
-                    self.optimizer.step(&self.space, &report)
+                    self.optimizer.step_under(&self.space, &report, &load)
                 } else {
                     first
                 }
             }
-            (State::Optimizing { .. }, _) => self.optimizer.step(&self.space, &report),
+            (State::Optimizing { .. }, _) => self.optimizer.step_under(&self.space, &report, &load),
         };
         self.space.check(&next).map_err(ControllerError::Config)?;
         self.ceiling = match state {

@@ -19,6 +19,7 @@
 //! | [`batch`] | [`batch::BatchBuffer`]: full-batch release, optional maximum wait |
 //! | [`quantile`] | [`quantile::LogHistogram`]: p50/p95/p99 within 1.6 % in 5 KiB |
 //! | [`cost`] | [`cost::Baseline`] (E0, L0), [`cost::Alpha`], energy scope |
+//! | [`load`] | [`load::Load`]: prices a config's measured service under the last arrivals (replay) |
 //! | [`window`] | [`window::CostWindow`]: N requests per config, warm-up discarded, report |
 //! | [`space`] | [`space::Space`] of knob [`space::Dimension`]s and [`space::Config`]s |
 //! | [`optimizer`] | the [`optimizer::Optimizer`] trait, [`optimizer::EcoGd`], the paper's baselines, [`optimizer::by_name`] |
@@ -40,6 +41,7 @@ pub mod batch;
 pub mod board;
 pub mod controller;
 pub mod cost;
+pub mod load;
 pub mod optimizer;
 pub mod quantile;
 pub mod queue;

@@ -17,6 +17,7 @@
 use core::fmt;
 
 use crate::cost::{Alpha, Baseline, EnergyScope};
+use crate::load::{Service, ServiceSums};
 use crate::quantile::LogHistogram;
 use crate::space::Config;
 use crate::time::Instant;
@@ -139,6 +140,12 @@ pub struct WindowReport {
     /// Closed early because its cost went above the optimizer's ceiling; its
     /// means then cover every request it served, warm-up included.
     pub abandoned: bool,
+    /// The config's load-independent figures, from the batches run after the
+    /// warm-up; from those during it when none ran after (an abandoned window:
+    /// its few batches still tell the config's speed, and without them a cut
+    /// probe could only be ranked by its load-bound cost). `None` when no batch
+    /// was reported ([`CostWindow::record_batch`]).
+    pub service: Option<Service>,
 }
 
 impl WindowReport {
@@ -165,6 +172,7 @@ impl WindowReport {
             arrival_rate_hz,
             end: Instant::ZERO,
             abandoned: false,
+            service: None,
         }
     }
 }
@@ -191,6 +199,9 @@ pub struct CostWindow {
     recent: [f32; RECENT],
     recent_seen: u32,
     abandoned: bool,
+    /// Batches run during the warm-up and after it.
+    warmup_service: ServiceSums,
+    service: ServiceSums,
 }
 
 impl CostWindow {
@@ -219,6 +230,8 @@ impl CostWindow {
             recent: [0.0; RECENT],
             recent_seen: 0,
             abandoned: false,
+            warmup_service: ServiceSums::default(),
+            service: ServiceSums::default(),
         }
     }
 
@@ -268,6 +281,24 @@ impl CostWindow {
         if let Some(c) = cost {
             self.cost.record(c);
         }
+    }
+
+    /// Records one batch of the window's config, before its requests: see
+    /// [`ServiceSums::add`].
+    pub fn record_batch(
+        &mut self,
+        size: usize,
+        busy_s: f64,
+        active_j: f64,
+        idle_s: f64,
+        idle_j: f64,
+    ) {
+        let sums = if self.warmup_left > 0 {
+            &mut self.warmup_service
+        } else {
+            &mut self.service
+        };
+        sums.add(size, busy_s, active_j, idle_s, idle_j);
     }
 
     /// True when the last [`RECENT`] requests served in this window (warm-up
@@ -337,6 +368,7 @@ impl CostWindow {
             arrival_rate_hz,
             end,
             abandoned: self.abandoned,
+            service: self.service.service().or(self.warmup_service.service()),
         }
     }
 

@@ -305,6 +305,11 @@ struct WindowRow {
     cost_p99: Option<f32>,
     arrival_rate_hz: f64,
     abandoned: bool,
+    /// The config's service, as the window measured it (what replay prices).
+    batch_fixed_s: Option<f64>,
+    batch_per_request_s: Option<f64>,
+    active_w: Option<f64>,
+    idle_w: Option<f64>,
 }
 
 /// Ends a run the way every command does: logs into `log_dir` if asked, then
@@ -367,6 +372,10 @@ pub fn write_logs(dir: &Path, out: &Outcome, summary: &Summary) -> Result<()> {
             cost_p99: r.cost.p99,
             arrival_rate_hz: r.arrival_rate_hz,
             abandoned: r.abandoned,
+            batch_fixed_s: r.service.map(|s| s.fixed_s),
+            batch_per_request_s: r.service.map(|s| s.per_request_s),
+            active_w: r.service.map(|s| s.active_w),
+            idle_w: r.service.and_then(|s| s.idle_w),
         })?;
     }
     w.flush()?;

@@ -158,6 +158,18 @@ fn log_dir_holds_request_and_window_logs() {
     );
     assert!(windows.starts_with("window,end_s,cpu_khz,gpu_hz,batch,"));
     assert_eq!(windows.lines().count(), 6);
+    // Each window's service: a batch time and the board's power, running and idle.
+    let header = windows.lines().next().unwrap();
+    assert!(header.ends_with(",batch_fixed_s,batch_per_request_s,active_w,idle_w"));
+    for row in windows.lines().skip(1) {
+        let cells: Vec<f64> = row
+            .rsplit(',')
+            .take(4)
+            .map(|c| c.parse().unwrap())
+            .collect();
+        let (idle_w, active_w, fixed_s) = (cells[0], cells[1], cells[3]);
+        assert!(fixed_s > 0.0 && active_w > idle_w && idle_w > 0.0, "{row}");
+    }
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(logs.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary, v);

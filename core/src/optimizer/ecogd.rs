@@ -17,18 +17,23 @@
 //! 8. optionally, a jump in arrival rate forgets every cost (the center stays);
 //! 9. optionally, big improvements in the CPU-GPU plane take bigger steps.
 //!
-//! Two additions, each a setting whose `None`/`false` is the original:
+//! Three additions, each a setting whose `None`/`false` is the original:
 //! - *abandoned probes* (`abandon_above`): a config without a fresh cost runs
 //!   under a ceiling; see [`EcoGdSettings::abandon_above`];
 //! - *pattern moves* (`pattern`): after a move, the next config one more step the
 //!   same way is measured before the new center's sides (Hooke-Jeeves); while it
-//!   keeps winning, the descent takes one window per step instead of one per side.
+//!   keeps winning, the descent takes one window per step instead of one per side;
+//! - *replay* (`replay`): before each decision every remembered config is priced
+//!   under the same, latest load ([`crate::load`]), so windows measured under
+//!   different loads compare the configs, not the loads; and a center that
+//!   cannot keep up with that load is left at once (the overload escape).
 
 use heapless::Vec;
 use libm::ceil;
 
 use super::history::History;
 use super::{Optimizer, Prng};
+use crate::load::Load;
 use crate::space::{Config, Knob, MAX_DIMS, Space};
 use crate::window::WindowReport;
 
@@ -38,6 +43,13 @@ pub const HISTORY_CAPACITY: usize = 64;
 
 /// How many previous centers count as "recently visited" for loop detection.
 const RECENT: usize = 3;
+
+/// Backlog, in baseline latencies `L0`, above which a center counts as
+/// overloaded: each request behind it pays at least 2 in cost (at alpha 0.5)
+/// on top of the 0.4-0.6 a settled config costs. Measured on the paper suite:
+/// 1 and 2 `L0` escaped at every passing burst of `trace:azure`, 8 `L0` too
+/// late in the spikes of `trace:twitter`.
+const OVERLOAD: f64 = 4.0;
 
 /// Largest step the jump-learn factor may take in the CPU-GPU plane.
 const MAX_JUMP_LEARN_STEP: f64 = 5.0;
@@ -67,15 +79,21 @@ pub struct EcoGdSettings {
     pub jump_learn: Option<f64>,
     /// A config without a fresh cost (a side probe, or a new center reached by a
     /// corner estimate or a jump) whose cost goes above this multiple of the
-    /// center's is abandoned early and remembered at that cost at least; a new
-    /// center abandoned so is left for the previous one (default 1.5; `None`:
-    /// the original, every window runs in full). A side is chosen only below the
-    /// center, so this changes no decision about sides; it keeps a config past the
-    /// capacity cliff from queueing a window's worth of requests behind it.
+    /// center's is abandoned early and remembered at that cost at least (under
+    /// `replay`, priced like any other from the batches it ran); a new center
+    /// abandoned so is left for the previous one (default 1.5; `None`: the
+    /// original, every window runs in full). It keeps a config past the capacity
+    /// cliff from queueing a window's worth of requests behind it.
     pub abandon_above: Option<f64>,
     /// Pattern moves (default on; `false`: the original): after moving, measure
     /// one more step the same way first, and move there if it beats the center.
     pub pattern: bool,
+    /// Price every remembered config under the latest load before comparing, and
+    /// leave a center that cannot keep up with it (default on; `false`: the
+    /// original compares the costs as measured, each under the load of its own
+    /// window). Needs the load: [`Optimizer::step_under`]; [`Optimizer::step`]
+    /// alone compares measured costs.
+    pub replay: bool,
 }
 
 impl EcoGdSettings {
@@ -85,6 +103,7 @@ impl EcoGdSettings {
         EcoGdSettings {
             abandon_above: None,
             pattern: false,
+            replay: false,
             ..EcoGdSettings::default()
         }
     }
@@ -100,6 +119,7 @@ impl Default for EcoGdSettings {
             jump_learn: None,
             abandon_above: Some(1.5),
             pattern: true,
+            replay: true,
         }
     }
 }
@@ -389,6 +409,61 @@ impl EcoGd {
         let pick = self.rng.below(candidates.len());
         candidates.get(pick).copied()
     }
+
+    /// Overload escape: a center that cannot keep up with the recent load, its
+    /// replay ending more than [`OVERLOAD`] baseline latencies behind, is left
+    /// for the previous center if that one keeps up, else for the maximum
+    /// config, which drains a backlog fastest; the descent then starts over,
+    /// priced under a load that now holds the surge. Climbing out one step a
+    /// window would take tens of windows while the backlog grows.
+    fn escape_overload(&mut self, space: &Space, now: u32, load: &Load<'_>) {
+        let behind = |gd: &Self, config: &Config| {
+            gd.history
+                .fresh_entry(config, now, gd.settings.memory_limit)
+                .and_then(|e| e.service)
+                .and_then(|s| load.replay(space.batch_size(config), &s))
+                .map(|r| r.backlog_s > OVERLOAD * load.baseline.latency_s())
+        };
+        if behind(self, &self.center) != Some(true) {
+            return;
+        }
+        let previous = self.recent.last().copied();
+        let target = match previous {
+            Some(p) if behind(self, &p) == Some(false) => p,
+            _ => space.max_config(),
+        };
+        if target != self.center {
+            self.queue.clear();
+            self.direction = None;
+            self.loops = 0;
+            self.move_to(target);
+        }
+    }
+
+    /// Remembers the window's cost, forgets stale ones, and leaves a new center
+    /// that was abandoned.
+    fn observe(&mut self, space: &Space, report: &WindowReport) {
+        let now = report.index;
+        self.detect_rate_change(report.arrival_rate_hz);
+        if report.cost.mean.is_finite() && space.check(&report.config).is_ok() {
+            // An abandoned probe costs at least what it was abandoned at (as
+            // measured: under `replay` it is priced from its service instead).
+            let cost = match self.ceiling {
+                Some(ceiling) if report.abandoned => report.cost.mean.max(ceiling),
+                _ => report.cost.mean,
+            };
+            self.history
+                .record(report.config, cost, report.service, now);
+        }
+        // 7. Forget what is too old to trust (also bounds the history).
+        self.history.trim(now, self.settings.memory_limit);
+        if report.abandoned
+            && report.config == self.center
+            && let Some(previous) = self.recent.pop()
+        {
+            self.center = previous;
+        }
+    }
 }
 
 /// The index change from `from` to `to`, per dimension, each clamped to one step.
@@ -419,25 +494,20 @@ impl Optimizer for EcoGd {
     }
 
     fn step(&mut self, space: &Space, report: &WindowReport) -> Config {
-        let now = report.index;
-        self.detect_rate_change(report.arrival_rate_hz);
-        if report.cost.mean.is_finite() && space.check(&report.config).is_ok() {
-            // An abandoned probe costs at least what it was abandoned at.
-            let cost = match self.ceiling {
-                Some(ceiling) if report.abandoned => report.cost.mean.max(ceiling),
-                _ => report.cost.mean,
-            };
-            self.history.record(report.config, cost, now);
+        self.observe(space, report);
+        self.propose(space, report.index)
+    }
+
+    fn step_under(&mut self, space: &Space, report: &WindowReport, load: &Load<'_>) -> Config {
+        self.observe(space, report);
+        if self.settings.replay {
+            self.history.reprice(|config, service| {
+                load.replay(space.batch_size(config), service)
+                    .map(|r| r.cost)
+            });
+            self.escape_overload(space, report.index, load);
         }
-        // 7. Forget what is too old to trust (also bounds the history).
-        self.history.trim(now, self.settings.memory_limit);
-        if report.abandoned
-            && report.config == self.center
-            && let Some(previous) = self.recent.pop()
-        {
-            self.center = previous;
-        }
-        self.propose(space, now)
+        self.propose(space, report.index)
     }
 
     fn ceiling(&self) -> Option<f64> {
@@ -448,7 +518,10 @@ impl Optimizer for EcoGd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::{Alpha, Baseline, EnergyScope};
+    use crate::load::{Arrivals, Sample, Service};
     use crate::space::Dimension;
+    use crate::time::Instant;
 
     fn plane() -> Space {
         let cpu = Dimension::new(Knob::Cpu, &[1, 2, 3, 4, 5]).unwrap();
@@ -613,5 +686,112 @@ mod tests {
             c = gd.step(&space, &WindowReport::measured(w, c, 1.0, 1.0));
             assert!(gd.history().len() <= 3);
         }
+    }
+
+    /// Three CPU levels, no batch knob (batches of one).
+    fn line() -> Space {
+        Space::new(&[Dimension::new(Knob::Cpu, &[1, 2, 3]).unwrap()]).unwrap()
+    }
+
+    fn cpu(i: usize) -> Config {
+        Config::default().with(0, i)
+    }
+
+    /// 64 arrivals `gap_s` apart, and a load over them with `L0` = 1 s.
+    fn arrivals(gap_s: f64) -> Arrivals<64> {
+        let mut a = Arrivals::default();
+        for i in 0..64 {
+            a.push(Instant::from_micros((i as f64 * gap_s * 1e6) as u64));
+        }
+        a
+    }
+
+    fn load(arrivals: &Arrivals<64>) -> Load<'_> {
+        let seen_at = arrivals
+            .as_slices()
+            .0
+            .last()
+            .copied()
+            .unwrap_or(Instant::ZERO);
+        Load {
+            sample: Sample::new(arrivals, 0, seen_at),
+            baseline: Baseline::new(1.0, 1.0).unwrap(),
+            alpha: Alpha::default(),
+            scope: EnergyScope::Total,
+            max_wait: None,
+        }
+    }
+
+    /// A window of `config` that measured `cost` and `service`.
+    fn window(index: u32, config: Config, cost: f64, service: Service) -> WindowReport {
+        WindowReport {
+            service: Some(service),
+            ..WindowReport::measured(index, config, cost, 1.0)
+        }
+    }
+
+    fn service(batch_s: f64, active_w: f64) -> Service {
+        Service {
+            fixed_s: batch_s,
+            per_request_s: 0.0,
+            active_w,
+            idle_w: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn replay_compares_configs_not_loads() {
+        // The maximum (CPU level 2) was measured in a busy window at 0.5, its
+        // side (level 1) in a quiet one at 0.9. The side is as fast at half
+        // the power: under one load it is the cheaper.
+        let space = line();
+        let sample = arrivals(1.0);
+        for (replay, center) in [(true, cpu(1)), (false, cpu(2))] {
+            let mut gd = EcoGd::new(
+                EcoGdSettings {
+                    replay,
+                    ..EcoGdSettings::default()
+                },
+                0,
+            );
+            assert_eq!(gd.start(&space), cpu(2));
+            let busy = window(1, cpu(2), 0.5, service(0.1, 4.0));
+            assert_eq!(gd.step_under(&space, &busy, &load(&sample)), cpu(1));
+            let quiet = window(2, cpu(1), 0.9, service(0.1, 2.0));
+            let _ = gd.step_under(&space, &quiet, &load(&sample));
+            assert_eq!(gd.center(), center, "replay {replay}");
+        }
+    }
+
+    #[test]
+    fn a_center_that_cannot_keep_up_is_left() {
+        // Level 0 takes 0.5 s a request, level 1 0.25 s, level 2 0.1 s, at
+        // rising power: one arrival every 2 s makes level 0 the cheapest.
+        let space = line();
+        let services = [service(0.5, 1.0), service(0.25, 3.0), service(0.1, 9.0)];
+        let report = |w, c: Config| window(w, c, 1.0, services[c.index(0)]);
+        let calm = arrivals(2.0);
+        let mut gd = EcoGd::new(EcoGdSettings::default(), 0);
+        let mut c = gd.start(&space);
+        for w in 1..=4 {
+            c = gd.step_under(&space, &report(w, c), &load(&calm));
+        }
+        assert_eq!(gd.center(), cpu(0));
+        // A surge of one arrival every 0.3 s: level 0 falls 0.2 s further
+        // behind with each, level 1 keeps up. EcoGD goes back to level 1 at once.
+        let surge = arrivals(0.3);
+        let _ = gd.step_under(&space, &report(5, c), &load(&surge));
+        assert_eq!(gd.center(), cpu(1));
+        // Where the previous center cannot keep up either, the maximum takes over.
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                start: Some(cpu(0)),
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let c = gd.start(&space);
+        let _ = gd.step_under(&space, &report(1, c), &load(&arrivals(0.1)));
+        assert_eq!(gd.center(), cpu(2));
     }
 }

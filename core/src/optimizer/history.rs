@@ -2,6 +2,7 @@
 
 use heapless::Vec;
 
+use crate::load::Service;
 use crate::space::Config;
 
 /// One measurement: which config, its cost, and the window it was measured in.
@@ -10,8 +11,13 @@ use crate::space::Config;
 pub struct Entry {
     /// The config measured.
     pub config: Config,
-    /// Its normalised cost.
+    /// Its normalised cost: as measured, or as last priced by
+    /// [`History::reprice`].
     pub cost: f64,
+    /// The cost its window measured.
+    pub measured: f64,
+    /// Its load-independent figures, when the window had them.
+    pub service: Option<Service>,
     /// Index of the window that measured it.
     pub window: u32,
 }
@@ -38,10 +44,12 @@ impl<const N: usize> History<N> {
 
     /// Records `cost` of `config` measured in `window`, replacing an older cost of
     /// the same config; evicts the oldest entry when full. Bounded: O(N).
-    pub fn record(&mut self, config: Config, cost: f64, window: u32) {
+    pub fn record(&mut self, config: Config, cost: f64, service: Option<Service>, window: u32) {
         let entry = Entry {
             config,
             cost,
+            measured: cost,
+            service,
             window,
         };
         if let Some(e) = self.entries.iter_mut().find(|e| e.config == config) {
@@ -66,10 +74,26 @@ impl<const N: usize> History<N> {
     /// The cost of `config` if it was measured less than `memory` windows before
     /// window `now`.
     pub fn fresh(&self, config: &Config, now: u32, memory: u32) -> Option<f64> {
+        self.fresh_entry(config, now, memory).map(|e| e.cost)
+    }
+
+    /// The entry of `config` if it was measured less than `memory` windows before
+    /// window `now`.
+    pub fn fresh_entry(&self, config: &Config, now: u32, memory: u32) -> Option<&Entry> {
         self.entries
             .iter()
             .find(|e| e.config == *config && now.saturating_sub(e.window) < memory)
-            .map(|e| e.cost)
+    }
+
+    /// Sets every cost to `price` of the entry's config and service figures,
+    /// or back to the measured cost where there is no price.
+    pub fn reprice(&mut self, price: impl Fn(&Config, &Service) -> Option<f64>) {
+        for e in &mut self.entries {
+            e.cost = e
+                .service
+                .and_then(|s| price(&e.config, &s))
+                .unwrap_or(e.measured);
+        }
     }
 
     /// Drops every entry measured `memory` or more windows before window `now`.
@@ -110,23 +134,37 @@ mod tests {
     #[test]
     fn freshness_replacement_eviction_and_trim() {
         let mut h: History<2> = History::new();
-        h.record(c(1), 1.0, 0);
-        h.record(c(1), 2.0, 3);
+        h.record(c(1), 1.0, None, 0);
+        h.record(c(1), 2.0, None, 3);
         assert_eq!(h.len(), 1);
         assert_eq!(h.fresh(&c(1), 3, 1), Some(2.0));
         assert_eq!(h.fresh(&c(1), 4, 1), None);
         assert_eq!(h.fresh(&c(1), 22, 20), Some(2.0));
         assert_eq!(h.fresh(&c(1), 23, 20), None);
-        h.record(c(2), 5.0, 4);
-        h.record(c(3), 6.0, 5);
+        h.record(c(2), 5.0, None, 4);
+        h.record(c(3), 6.0, None, 5);
         assert_eq!(h.fresh(&c(1), 5, 20), None, "the oldest was evicted");
         assert_eq!(h.fresh(&c(2), 5, 20), Some(5.0));
         h.trim(24, 20);
         assert_eq!(h.entries().len(), 1);
+        // Repricing replaces costs where there is a price, and goes back to the
+        // measured cost where there is none.
+        let fast = crate::load::Service {
+            fixed_s: 0.1,
+            per_request_s: 0.0,
+            active_w: 1.0,
+            idle_w: None,
+        };
+        h.record(c(4), 7.0, Some(fast), 24);
+        h.reprice(|config, s| (config.index(0) == 4).then_some(s.fixed_s));
+        assert_eq!(h.fresh(&c(4), 24, 20), Some(0.1));
+        assert_eq!(h.fresh(&c(3), 24, 20), Some(6.0));
+        h.reprice(|_, _| None);
+        assert_eq!(h.fresh(&c(4), 24, 20), Some(7.0));
         h.clear();
         assert!(h.is_empty());
         let mut none: History<0> = History::new();
-        none.record(c(1), 1.0, 0);
+        none.record(c(1), 1.0, None, 0);
         assert!(none.is_empty());
     }
 }

@@ -45,6 +45,7 @@ pub use names::{AnyOptimizer, NAMES, NameError, by_name};
 pub use random::RandomSearch;
 pub use rng::Prng;
 
+use crate::load::Load;
 use crate::space::{Config, Knob, Space};
 use crate::window::WindowReport;
 
@@ -59,6 +60,14 @@ pub trait Optimizer {
     /// The next config, given the finished window of the config this optimizer
     /// last asked for (its `cost.mean` is normalised by the baseline).
     fn step(&mut self, space: &Space, report: &WindowReport) -> Config;
+
+    /// [`step`](Self::step), with the recent load at hand to price remembered
+    /// configs under the same arrivals ([`Load::replay`]); the controller calls
+    /// this one. The default ignores the load.
+    fn step_under(&mut self, space: &Space, report: &WindowReport, load: &Load<'_>) -> Config {
+        let _ = load;
+        self.step(space, report)
+    }
 
     /// True when this optimizer leaves `knob` to the operating system's governor
     /// instead of pinning it (the `dvfs` baseline). The config's index for such a

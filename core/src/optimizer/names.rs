@@ -12,6 +12,7 @@ use super::{
     Bayes, BayesSettings, Dvfs, EcoGd, EcoGdSettings, Fixed, Grid, Linear, Mab, MabJoint,
     MabSettings, Optimizer, RandomSearch, Repeat,
 };
+use crate::load::Load;
 use crate::space::{Config, ConfigError, Knob, Space};
 use crate::window::WindowReport;
 
@@ -136,6 +137,10 @@ impl Optimizer for AnyOptimizer {
 
     fn step(&mut self, space: &Space, report: &WindowReport) -> Config {
         delegate!(self, o => o.step(space, report))
+    }
+
+    fn step_under(&mut self, space: &Space, report: &WindowReport, load: &Load<'_>) -> Config {
+        delegate!(self, o => o.step_under(space, report, load))
     }
 
     fn governed(&self, knob: Knob) -> bool {
