@@ -214,8 +214,8 @@ pub struct Controller<T, O, const B: usize, const A: usize = LOAD_SAMPLE> {
     mark: Option<(Instant, f64)>,
     /// Arrivals of the last requests served, replayed to price configs.
     arrivals: Arrivals<A>,
-    /// Requests waiting (queue and batch buffer) after the last batch was
-    /// formed, and when.
+    /// Requests waiting (queue and batch buffer) just after the last batch
+    /// was formed, and when.
     waiting: (usize, Instant),
     last_energy: f64,
     latest: Instant,
@@ -373,8 +373,11 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
         self.observe(now, energy_j)?;
         let size = self.space.batch_size(&self.config) as usize;
         let n = self.batcher.poll(now, size, src, out)?;
-        self.waiting = (src.len() + self.batcher.len(), now);
         if n > 0 {
+            // A window closes only when a batch is done, and no poll comes
+            // between forming a batch and its end: this is the count at the
+            // last poll before any window closes.
+            self.waiting = (src.len() + self.batcher.len(), now);
             let mut arrivals = Vec::new();
             for r in out.iter() {
                 // Cannot fail: out holds at most B requests.

@@ -417,11 +417,11 @@ impl EcoGd {
     /// priced under a load that now holds the surge. Climbing out one step a
     /// window would take tens of windows while the backlog grows.
     fn escape_overload(&mut self, space: &Space, now: u32, load: &Load<'_>) {
+        // Uses the replays `reprice` just made.
         let behind = |gd: &Self, config: &Config| {
             gd.history
                 .fresh_entry(config, now, gd.settings.memory_limit)
-                .and_then(|e| e.service)
-                .and_then(|s| load.replay(space.batch_size(config), &s))
+                .and_then(|e| e.priced)
                 .map(|r| r.backlog_s > OVERLOAD * load.baseline.latency_s())
         };
         if behind(self, &self.center) != Some(true) {
@@ -501,10 +501,8 @@ impl Optimizer for EcoGd {
     fn step_under(&mut self, space: &Space, report: &WindowReport, load: &Load<'_>) -> Config {
         self.observe(space, report);
         if self.settings.replay {
-            self.history.reprice(|config, service| {
-                load.replay(space.batch_size(config), service)
-                    .map(|r| r.cost)
-            });
+            self.history
+                .reprice(|config, service| load.replay(space.batch_size(config), service));
             self.escape_overload(space, report.index, load);
         }
         self.propose(space, report.index)

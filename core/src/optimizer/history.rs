@@ -2,7 +2,7 @@
 
 use heapless::Vec;
 
-use crate::load::Service;
+use crate::load::{Replayed, Service};
 use crate::space::Config;
 
 /// One measurement: which config, its cost, and the window it was measured in.
@@ -11,15 +11,22 @@ use crate::space::Config;
 pub struct Entry {
     /// The config measured.
     pub config: Config,
-    /// Its normalised cost: as measured, or as last priced by
-    /// [`History::reprice`].
-    pub cost: f64,
-    /// The cost its window measured.
+    /// The normalised cost its window measured.
     pub measured: f64,
     /// Its load-independent figures, when the window had them.
     pub service: Option<Service>,
+    /// Its replay under the latest load, as last set by [`History::reprice`].
+    pub priced: Option<Replayed>,
     /// Index of the window that measured it.
     pub window: u32,
+}
+
+impl Entry {
+    /// The cost decisions use: as priced under the latest load, else as
+    /// measured.
+    pub fn cost(&self) -> f64 {
+        self.priced.map_or(self.measured, |p| p.cost)
+    }
 }
 
 /// The latest cost of at most `N` configs, with the window each was measured in.
@@ -47,9 +54,9 @@ impl<const N: usize> History<N> {
     pub fn record(&mut self, config: Config, cost: f64, service: Option<Service>, window: u32) {
         let entry = Entry {
             config,
-            cost,
             measured: cost,
             service,
+            priced: None,
             window,
         };
         if let Some(e) = self.entries.iter_mut().find(|e| e.config == config) {
@@ -74,7 +81,7 @@ impl<const N: usize> History<N> {
     /// The cost of `config` if it was measured less than `memory` windows before
     /// window `now`.
     pub fn fresh(&self, config: &Config, now: u32, memory: u32) -> Option<f64> {
-        self.fresh_entry(config, now, memory).map(|e| e.cost)
+        self.fresh_entry(config, now, memory).map(Entry::cost)
     }
 
     /// The entry of `config` if it was measured less than `memory` windows before
@@ -85,14 +92,11 @@ impl<const N: usize> History<N> {
             .find(|e| e.config == *config && now.saturating_sub(e.window) < memory)
     }
 
-    /// Sets every cost to `price` of the entry's config and service figures,
-    /// or back to the measured cost where there is no price.
-    pub fn reprice(&mut self, price: impl Fn(&Config, &Service) -> Option<f64>) {
+    /// Prices every entry by `replay` of its config and service figures; an
+    /// entry without a price goes back to its measured cost.
+    pub fn reprice(&mut self, replay: impl Fn(&Config, &Service) -> Option<Replayed>) {
         for e in &mut self.entries {
-            e.cost = e
-                .service
-                .and_then(|s| price(&e.config, &s))
-                .unwrap_or(e.measured);
+            e.priced = e.service.and_then(|s| replay(&e.config, &s));
         }
     }
 
@@ -156,7 +160,12 @@ mod tests {
             idle_w: None,
         };
         h.record(c(4), 7.0, Some(fast), 24);
-        h.reprice(|config, s| (config.index(0) == 4).then_some(s.fixed_s));
+        h.reprice(|config, s| {
+            (config.index(0) == 4).then_some(Replayed {
+                cost: s.fixed_s,
+                backlog_s: 0.0,
+            })
+        });
         assert_eq!(h.fresh(&c(4), 24, 20), Some(0.1));
         assert_eq!(h.fresh(&c(3), 24, 20), Some(6.0));
         h.reprice(|_, _| None);
