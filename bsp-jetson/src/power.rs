@@ -12,10 +12,8 @@
 //! Every chip bound to either driver is searched (AGX Orin has two), and the
 //! directory names (`hwmonN`, `iio:deviceN`) are discovered, never assumed.
 
-use crate::ina3221::{self, Channel, Ina3221};
 use crate::sampler::PowerSource;
 use crate::sysfs::{Error, Result, Sysfs};
-use embedded_hal::i2c::I2c;
 use serde::Serialize;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -328,28 +326,5 @@ impl PowerSource for RailPower {
 
     fn update_interval(&self) -> Option<Duration> {
         self.update_interval
-    }
-}
-
-/// One channel of an [`Ina3221`] read directly over I2C, as a [`PowerSource`]:
-/// for boards where no kernel driver owns the chip (on a stock Jetson the
-/// driver does, and [`PowerMonitor`] is the way).
-#[derive(Debug)]
-pub struct Ina3221Rail<I2C> {
-    /// The sensor.
-    pub device: Ina3221<I2C>,
-    /// The channel whose power is sampled.
-    pub channel: Channel,
-}
-
-impl<I2C> PowerSource for Ina3221Rail<I2C>
-where
-    I2C: I2c + Send + 'static,
-    I2C::Error: std::fmt::Debug,
-{
-    type Error = ina3221::Error<I2C::Error>;
-
-    fn power_w(&mut self) -> Result<f64, Self::Error> {
-        Ok(f64::from(self.device.power_uw(self.channel)?) * 1e-6)
     }
 }

@@ -8,8 +8,10 @@
 //! Analog inputs are set in volts and quantised like the chip (40 uV shunt LSB,
 //! 8 mV bus LSB, two's complement in bits 15-3). A conversion cycle completes
 //! after a configurable number of mask/enable polls, so a test runs on no clock.
+//! [`SharedSim`] lets a test change the inputs of a chip another thread reads.
 
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The simulated chip.
 #[derive(Debug, Clone)]
@@ -166,5 +168,38 @@ impl I2c for Ina3221Sim {
             }
         }
         Ok(())
+    }
+}
+
+/// A simulator shared between a driver that owns its bus (a sampler's thread)
+/// and the test, which changes the analog inputs while the driver reads: every
+/// clone is the same chip, and each bus transaction holds the lock throughout,
+/// so a register never reads half old, half new.
+#[derive(Debug, Clone)]
+pub struct SharedSim(Arc<Mutex<Ina3221Sim>>);
+
+impl SharedSim {
+    /// Shares `sim`.
+    pub fn new(sim: Ina3221Sim) -> Self {
+        SharedSim(Arc::new(Mutex::new(sim)))
+    }
+
+    /// Runs `f` on the chip (set inputs, read the config).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Ina3221Sim) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl ErrorType for SharedSim {
+    type Error = ErrorKind;
+}
+
+impl I2c for SharedSim {
+    fn transaction(
+        &mut self,
+        address: u8,
+        operations: &mut [Operation<'_>],
+    ) -> Result<(), ErrorKind> {
+        self.with(|sim| sim.transaction(address, operations))
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Layouts follow the boards: cpufreq policies per cluster, the GPU's devfreq
 //! directory where each release puts it with its `/sys/class/devfreq` link
-//! (relative, as the kernel makes it), the INA3221 under the driver each
-//! JetPack binds, and the board identity files.
+//! (relative, as the kernel makes it), the INA3221 as an I2C client under its
+//! controller, linked from the I2C bus and bound to the driver each JetPack
+//! binds, and the board identity files.
 
 use ecoedge_bsp_jetson::Writer;
 use std::fs;
@@ -43,6 +44,9 @@ pub const NANO_GPU_HZ: [u32; 12] = [
     691200000, 768000000, 844800000, 921600000,
 ];
 
+/// The Xavier NX's INA3221 client device: bus 7 is the `c250000.i2c` controller.
+pub const XAVIER_NX_INA3221: &str = "/sys/devices/c250000.i2c/i2c-7/7-0040";
+
 const CPU_GOVERNORS: &str =
     "interactive conservative ondemand userspace powersave performance schedutil";
 const GPU_GOVERNORS: &str =
@@ -54,6 +58,21 @@ fn join(levels: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `to` (a `/sys` path) relative to the directory `from` (another), as the
+/// kernel writes sysfs links: up to `/sys`, then down.
+fn sys_relative(from: &str, to: &str) -> String {
+    let up = from
+        .strip_prefix("/sys/")
+        .expect("a /sys path")
+        .split('/')
+        .count();
+    format!(
+        "{}{}",
+        "../".repeat(up),
+        to.strip_prefix("/sys/").expect("a /sys path")
+    )
 }
 
 /// A fake board: a temporary directory laid out like `/` on the board.
@@ -152,10 +171,35 @@ impl FakeBoard {
         )
     }
 
-    /// Mainline hwmon `ina3221` at `<bus>-<addr>` as `hwmonN`, rails
-    /// `(label, mV, mA)` on channels 1.., with an `update_interval` (ms).
+    /// An I2C client at board directory `dev` (`.../i2c-N/N-00AA`, under its
+    /// adapter, where the kernel puts it), linked from `/sys/bus/i2c/devices/`
+    /// and, when bound to `driver`, from `/sys/bus/i2c/drivers/<driver>/`, with
+    /// its `driver` link back to that directory; every link relative, as the
+    /// kernel makes them.
+    pub fn i2c_client(&self, dev: &str, driver: Option<&str>) -> &Self {
+        let name = dev.rsplit('/').next().expect("a name");
+        fs::create_dir_all(self.path(dev)).expect("mkdir");
+        self.symlink(
+            &format!("/sys/bus/i2c/devices/{name}"),
+            &sys_relative("/sys/bus/i2c/devices", dev),
+        );
+        if let Some(driver) = driver {
+            let driver_dir = format!("/sys/bus/i2c/drivers/{driver}");
+            self.symlink(
+                &format!("{driver_dir}/{name}"),
+                &sys_relative(&driver_dir, dev),
+            );
+            self.symlink(&format!("{dev}/driver"), &sys_relative(dev, &driver_dir));
+        }
+        self
+    }
+
+    /// Mainline hwmon `ina3221` bound to the I2C client at board directory
+    /// `dev` (see [`FakeBoard::i2c_client`]) as `hwmonN`, rails `(label, mV, mA)`
+    /// on channels 1.., with an `update_interval` (ms).
     pub fn hwmon(&self, dev: &str, n: u32, rails: &[(&str, u32, u32)], interval_ms: u32) -> &Self {
-        let d = format!("/sys/bus/i2c/drivers/ina3221/{dev}/hwmon/hwmon{n}");
+        self.i2c_client(dev, Some("ina3221"));
+        let d = format!("{dev}/hwmon/hwmon{n}");
         for (k, (label, mv, ma)) in rails.iter().enumerate() {
             let k = k + 1;
             self.file(&format!("{d}/in{k}_label"), &format!("{label}\n"));
@@ -167,10 +211,12 @@ impl FakeBoard {
         self.file(&format!("{d}/update_interval"), &format!("{interval_ms}\n"))
     }
 
-    /// NVIDIA IIO `ina3221x` at `<bus>-<addr>`, rails `(label, mV, mA)` on
-    /// channels 0.. (power in mW = mV x mA / 1000, as the driver computes it).
+    /// NVIDIA IIO `ina3221x` bound to the I2C client at board directory `dev`,
+    /// rails `(label, mV, mA)` on channels 0.. (power in mW = mV x mA / 1000, as
+    /// the driver computes it).
     pub fn iio(&self, dev: &str, rails: &[(&str, u32, u32)]) -> &Self {
-        let d = format!("/sys/bus/i2c/drivers/ina3221x/{dev}/iio:device0");
+        self.i2c_client(dev, Some("ina3221x"));
+        let d = format!("{dev}/iio:device0");
         for (k, (label, mv, ma)) in rails.iter().enumerate() {
             self.file(&format!("{d}/rail_name_{k}"), &format!("{label}\n"));
             self.file(&format!("{d}/in_voltage{k}_input"), &format!("{mv}\n"));
@@ -196,7 +242,8 @@ impl FakeBoard {
     }
 
     /// Jetson Xavier NX on JetPack 4 (L4T 32): 3 clusters of 2, `gv11b` under
-    /// `gpu.0`, INA3221 on bus 7 through NVIDIA's IIO driver.
+    /// `gpu.0`, INA3221 on bus 7 (controller `c250000.i2c`) through NVIDIA's IIO
+    /// driver.
     pub fn xavier_nx_jp4() -> Self {
         let b = FakeBoard::empty();
         b.identity(Some(25), "NVIDIA Jetson Xavier NX Developer Kit");
@@ -209,7 +256,7 @@ impl FakeBoard {
             "nvhost_podgov",
         );
         b.iio(
-            "7-0040",
+            XAVIER_NX_INA3221,
             &[
                 ("VDD_IN", 5048, 960),
                 ("VDD_CPU_GPU_CV", 5040, 320),
@@ -234,7 +281,7 @@ impl FakeBoard {
             "nvhost_podgov",
         );
         b.hwmon(
-            "7-0040",
+            XAVIER_NX_INA3221,
             5,
             &[
                 ("VDD_IN", 5048, 960),
@@ -269,7 +316,7 @@ impl FakeBoard {
             "nvhost_podgov",
         );
         b.hwmon(
-            "1-0040",
+            "/sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0040",
             1,
             &[
                 ("VDD_IN", 5000, 1400),
@@ -293,7 +340,7 @@ impl FakeBoard {
             "nvhost_podgov",
         );
         b.iio(
-            "6-0040",
+            "/sys/devices/50000000.host1x/546c0000.i2c/i2c-6/6-0040",
             &[
                 ("POM_5V_IN", 5000, 600),
                 ("POM_5V_GPU", 5000, 80),

@@ -148,7 +148,8 @@ fn report_of_orin_on_jetpack_6_finds_the_gpu_among_other_devfreq_devices() {
     assert_eq!(power.driver, SensorDriver::Hwmon);
     assert_eq!(
         power.devices,
-        vec!["/sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1".to_string()]
+        // The device as the kernel places it (the report resolves the links).
+        vec!["/sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0040/hwmon/hwmon1".to_string()]
     );
     assert_eq!(power.update_interval_ms, Some(6));
     assert_eq!(r.rails[0].power_mw, 7_000);
@@ -236,7 +237,7 @@ fn a_missing_sensor_is_a_clear_error() {
 fn a_board_without_module_input_rail_says_which_rails_it_has() {
     let b = FakeBoard::empty();
     b.hwmon(
-        "1-0040",
+        "/sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0040",
         2,
         &[
             ("VDD_GPU_SOC", 5000, 100),

@@ -1,12 +1,15 @@
 //! The power sampler: trapezoid integration on virtual time against exact
 //! integrals, and the sampling thread driven by a virtual clock.
 
+use ecoedge_bsp_jetson::ina3221::{Address, Channel, Ina3221};
 use ecoedge_bsp_jetson::sampler::{Clock, PowerSource};
 use ecoedge_bsp_jetson::{
-    EnergyIntegrator, MonotonicClock, PowerMonitor, Sampler, SamplerConfig, SamplerError, Sysfs,
+    EnergyIntegrator, Ina3221Rail, MonotonicClock, PowerMonitor, Sampler, SamplerConfig,
+    SamplerError, Sysfs,
 };
 use ecoedge_core::board::EnergyMeter;
 use ecoedge_core::time::Instant;
+use ecoedge_tests::ina3221_sim::{Ina3221Sim, SharedSim};
 use ecoedge_tests::sysfs::FakeBoard;
 use std::f64::consts::TAU;
 use std::sync::Arc;
@@ -176,6 +179,45 @@ fn a_dead_or_dying_sensor_is_a_clear_error() {
     wait_for(|| sampler.stats().errors > 0);
     let err = sampler.energy_j(clock.now()).unwrap_err();
     assert!(err.to_string().contains("i2c bus 7 timed out"), "{err}");
+}
+
+#[test]
+fn an_ina3221_channel_over_i2c_meters_the_energy_its_registers_imply() {
+    // Module input at 5.08 V, 6 mV over 5 milliohm (1.2 A): 6.096 W; then
+    // 5.0 V, 10 mV (2 A): 10 W. Both exact in the chip's LSBs.
+    let (p_a, p_b) = (5.08 * 1.2, 5.0 * 2.0);
+    let sim = SharedSim::new(Ina3221Sim::new(0x40));
+    sim.with(|s| s.set_inputs(0, 0.006, 5.08));
+    let ina = Ina3221::new(sim.clone(), Address::Gnd, [5_000; 3]).unwrap();
+    let rail = Ina3221Rail::continuous(ina, Channel::Ch1, |_| panic!("converting")).unwrap();
+    let clock = VirtualClock::default();
+    let mut sampler = Sampler::start(rail, clock.clone(), SamplerConfig::default()).unwrap();
+    // The chip's power-on cycle (3 x 2.2 ms), not the default 1 ms.
+    let p_us = 6_600;
+    assert_eq!(sampler.period(), Duration::from_micros(p_us));
+    // Samples 0..=10 read A, 11..=20 read B: the inputs change while the
+    // sampling thread waits for the clock.
+    for k in 1..=20u64 {
+        if k == 11 {
+            sim.with(|s| s.set_inputs(0, 0.010, 5.0));
+        }
+        clock.advance(p_us);
+        wait_for(|| sampler.stats().samples > k);
+    }
+    let p = p_us as f64 * 1e-6;
+    let at = |periods: f64| Instant::from_micros((periods * p_us as f64) as u64);
+    let e = sampler.energy_j(at(5.5)).unwrap();
+    assert!((e - 5.5 * p * p_a).abs() < 1e-9, "{e}");
+    // Ten periods at A, the step as one trapezoid, nine at B.
+    let want = p * (10.0 * p_a + (p_a + p_b) / 2.0 + 9.0 * p_b);
+    let e = sampler.energy_j(at(20.0)).unwrap();
+    assert!((e - want).abs() < 1e-9, "{e} J vs {want} J");
+    assert_eq!(sampler.stats().errors, 0);
+    drop(sampler);
+    assert!(
+        sim.with(|s| s.config_writes.is_empty()),
+        "a converting chip is not reconfigured"
+    );
 }
 
 #[test]

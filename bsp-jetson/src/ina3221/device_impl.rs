@@ -93,6 +93,22 @@ impl<I2C: I2c> Ina3221<I2C> {
         conversion::power_uw(mv, ua).ok_or(Error::OutOfRange)
     }
 
+    /// How long the chip takes to refresh its results, from the configuration
+    /// it holds (no bus access): averaging x enabled channels x conversion
+    /// times. `None` when nothing refreshes on its own (power-down, single shot,
+    /// no channel enabled). A reader sampling faster only re-reads old values.
+    pub fn conversion_cycle_us(&self) -> Option<u32> {
+        conversion::cycle_us(self.config)
+    }
+
+    /// Whether `channel`'s shunt and bus voltages are converted continuously
+    /// (mode 0b111 with the channel enabled), so its registers keep following
+    /// the rail; no bus access.
+    pub fn measures_continuously(&self, channel: Channel) -> bool {
+        self.config.field(BitFlags::MODE_SHIFT) == Mode::ShuntBusContinuous.bits()
+            && self.config.bits & BitFlags::CHANNEL_ENABLE[channel.index()] != 0
+    }
+
     /// Whether a conversion cycle finished since the flag was last read. Reading
     /// the mask/enable register clears the flag (datasheet), so each `true` means
     /// a fresh cycle.

@@ -4,8 +4,8 @@
 //! The power sensor of every Jetson module (Xavier NX: bus 7, address 0x40; Orin NX
 //! and Nano: bus 1, 0x40; AGX Orin adds 0x41; Nano: bus 6, 0x40). The same code
 //! runs on Linux through `linux_embedded_hal::I2cdev` on `/dev/i2c-N` and on a
-//! microcontroller's HAL: this module uses `core` only, no `std` and no `alloc`
-//! (a test of the crate checks that), so it can move to a `no_std` crate as is.
+//! microcontroller's HAL: this module uses `core` only, no `std` and no `alloc`,
+//! and is all the crate builds without its `std` feature (then `#![no_std]`).
 //!
 //! Features:
 //! - Identity check on construction: manufacturer ID (0xFE = 0x5449) and die ID
@@ -18,7 +18,9 @@
 //!   [`Ina3221::bus_voltage_mv`], [`Ina3221::current_ua`], [`Ina3221::power_uw`]
 //!   (current and power from the per-channel shunt resistances).
 //! - Conversion-ready flag: [`Ina3221::conversion_ready`] (`nb`) and
-//!   [`Ina3221::wait_conversion_ready`] (bounded poll).
+//!   [`Ina3221::wait_conversion_ready`] (bounded poll); the refresh period the
+//!   configuration implies, [`Ina3221::conversion_cycle_us`], and whether a
+//!   channel is measured continuously, [`Ina3221::measures_continuously`].
 //! - [`Ina3221::destroy`] gives the bus back.
 //!
 //! Datasheet: TI SBOS576, "INA3221 Triple-Channel, High-Side Measurement, Shunt

@@ -59,6 +59,11 @@ impl Config {
         }
     }
 
+    /// The 3-bit field at `shift`.
+    pub(crate) fn field(self, shift: u16) -> u16 {
+        (self.bits >> shift) & BitFlags::FIELD_MASK
+    }
+
     /// The word with `mask` set or cleared.
     pub(crate) fn with_flag(self, mask: u16, on: bool) -> Self {
         let bits = if on {
@@ -80,6 +85,8 @@ mod tests {
         assert_eq!(c.bits, 0x7127 | (0b101 << 9));
         let c = c.with_field(BitFlags::MODE_SHIFT, 0b010);
         assert_eq!(c.bits & 0b111, 0b010);
+        assert_eq!(c.field(BitFlags::MODE_SHIFT), 0b010);
+        assert_eq!(c.field(BitFlags::AVERAGING_SHIFT), 0b101);
         assert_eq!(
             c.with_flag(BitFlags::CHANNEL_ENABLE[1], false).bits & (1 << 13),
             0

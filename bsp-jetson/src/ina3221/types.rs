@@ -131,6 +131,34 @@ impl AveragingCount {
     pub(crate) const fn bits(self) -> u16 {
         self as u16
     }
+
+    /// The setting held in the 3-bit field `bits` (higher bits ignored).
+    pub(crate) const fn from_bits(bits: u16) -> Self {
+        match bits & 0b111 {
+            0 => AveragingCount::_1,
+            1 => AveragingCount::_4,
+            2 => AveragingCount::_16,
+            3 => AveragingCount::_64,
+            4 => AveragingCount::_128,
+            5 => AveragingCount::_256,
+            6 => AveragingCount::_512,
+            _ => AveragingCount::_1024,
+        }
+    }
+
+    /// How many conversions one reported value averages.
+    pub const fn samples(self) -> u32 {
+        match self {
+            AveragingCount::_1 => 1,
+            AveragingCount::_4 => 4,
+            AveragingCount::_16 => 16,
+            AveragingCount::_64 => 64,
+            AveragingCount::_128 => 128,
+            AveragingCount::_256 => 256,
+            AveragingCount::_512 => 512,
+            AveragingCount::_1024 => 1024,
+        }
+    }
 }
 
 /// Conversion time of one bus- or shunt-voltage measurement (config bits 8-6
@@ -159,6 +187,20 @@ pub enum ConversionTime {
 impl ConversionTime {
     pub(crate) const fn bits(self) -> u16 {
         self as u16
+    }
+
+    /// The setting held in the 3-bit field `bits` (higher bits ignored).
+    pub(crate) const fn from_bits(bits: u16) -> Self {
+        match bits & 0b111 {
+            0 => ConversionTime::Us140,
+            1 => ConversionTime::Us204,
+            2 => ConversionTime::Us332,
+            3 => ConversionTime::Us588,
+            4 => ConversionTime::Us1100,
+            5 => ConversionTime::Us2116,
+            6 => ConversionTime::Us4156,
+            _ => ConversionTime::Us8244,
+        }
     }
 
     /// The time in microseconds, to size a polling loop.
@@ -226,5 +268,16 @@ mod tests {
         assert_eq!(AveragingCount::_1024.bits(), 0b111);
         assert_eq!(ConversionTime::Us8244.bits(), 0b111);
         assert_eq!(Address::default().bits(), 0x40);
+    }
+
+    #[test]
+    fn field_values_map_back_to_their_settings() {
+        for bits in 0..8 {
+            assert_eq!(AveragingCount::from_bits(bits).bits(), bits);
+            assert_eq!(ConversionTime::from_bits(bits).bits(), bits);
+        }
+        assert_eq!(AveragingCount::from_bits(0b1000 | 0b011).bits(), 0b011);
+        assert_eq!(AveragingCount::_1024.samples(), 1024);
+        assert_eq!(AveragingCount::_16.samples(), 16);
     }
 }
