@@ -41,7 +41,7 @@ use std::time::Duration;
 /// The form of a meter spec, for error messages.
 const FORM: &str = "i2c:/dev/i2c-N@0xADDR[:CHANNEL]";
 
-/// Shunt resistance of every INA3221 channel on Jetson modules, in micro-ohms:
+/// Shunt resistance of the INA3221 channels of Jetson modules, in micro-ohms:
 /// 5 milliohm on VDD_IN, VDD_CPU_GPU_CV and VDD_SOC of the Xavier NX
 /// (`tegra194-p3668.dtsi`) and the Orin NX/Nano (`tegra234-p3767.dtsi`), each
 /// `input@N` node's `shunt-resistor-micro-ohms = <5000>` in the kernel's device
