@@ -3,8 +3,12 @@
 //! - [`sysfs`]: fake Jetson sysfs trees (Xavier NX on JetPack 4 and 5, Orin NX on
 //!   JetPack 6, Nano) with real frequency tables and the `/sys/class/devfreq`
 //!   links, and [`sysfs::FakeKernel`], a writer that enforces the kernel's rules
-//!   and records every write.
+//!   and records every write; and a Raspberry Pi 5 with an INA226 on hwmon, the
+//!   board of the port example.
 //! - [`ina3221_sim`]: a register-level INA3221 behind embedded-hal's `I2c`.
+//! - [`generic_sbc`]: the worked example of a board port (cpufreq and an
+//!   `ina2xx` hwmon sensor), using nothing but `ecoedge-core` and `std`.
 
+pub mod generic_sbc;
 pub mod ina3221_sim;
 pub mod sysfs;

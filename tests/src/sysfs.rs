@@ -1,10 +1,12 @@
-//! Fake sysfs trees of real Jetson boards, and a fake kernel behind the writes.
+//! Fake sysfs trees of real boards, and a fake kernel behind the writes.
 //!
 //! Layouts follow the boards: cpufreq policies per cluster, the GPU's devfreq
 //! directory where each release puts it with its `/sys/class/devfreq` link
 //! (relative, as the kernel makes it), the INA3221 as an I2C client under its
 //! controller, linked from the I2C bus and bound to the driver each JetPack
-//! binds, and the board identity files.
+//! binds, and the board identity files. The Raspberry Pi 5 tree, for
+//! the port example ([`crate::generic_sbc`]), has one cpufreq policy and an
+//! INA226 among other hwmon devices, linked from `/sys/class/hwmon`.
 
 use ecoedge_bsp_jetson::Writer;
 use std::fs;
@@ -47,6 +49,25 @@ pub const NANO_GPU_HZ: [u32; 12] = [
 /// The Xavier NX's INA3221 client device: bus 7 is the `c250000.i2c` controller.
 pub const XAVIER_NX_INA3221: &str = "/sys/devices/c250000.i2c/i2c-7/7-0040";
 
+/// Raspberry Pi 5 CPU levels, kHz (10). The BCM2712's four Cortex-A76 cores share
+/// one clock, so one cpufreq policy; the kernel's `raspberrypi-cpufreq` driver
+/// makes one level every 100 MHz (`RASPBERRYPI_FREQ_INTERVAL`) from the
+/// firmware's `arm_freq_min` to `arm_freq`, 1500 and 2400 MHz on a Pi 5 (the
+/// defaults table of the Raspberry Pi documentation, config_txt/overclocking.adoc),
+/// and hands them to `cpufreq-dt`, which lists them in
+/// `scaling_available_frequencies`.
+pub const PI5_CPU_KHZ: [u32; 10] = [
+    1500000, 1600000, 1700000, 1800000, 1900000, 2000000, 2100000, 2200000, 2300000, 2400000,
+];
+
+/// The INA226 of [`FakeBoard::raspberry_pi5`], as its class link.
+pub const PI5_INA226: &str = "/sys/class/hwmon/hwmon2";
+
+/// Shunt of the Pi 5's INA226, micro-ohms: 10 mOhm (the `ina2xx` driver's
+/// default too), so the chip's 81.92 mV shunt range covers the 5 A the Pi 5
+/// may draw.
+pub const PI5_SHUNT_UOHM: u32 = 10_000;
+
 const CPU_GOVERNORS: &str =
     "interactive conservative ondemand userspace powersave performance schedutil";
 const GPU_GOVERNORS: &str =
@@ -82,11 +103,17 @@ pub struct FakeBoard {
 }
 
 impl FakeBoard {
-    /// An empty tree.
+    /// An empty tree, in memory (`/dev/shm`) where the system offers it, as
+    /// sysfs is. On a disk filesystem every write that truncates a file, as
+    /// sysfs writes do, can cost milliseconds (ext4 flushes a file truncated and
+    /// rewritten when it is closed: 6 ms per write measured on an ext4 `/tmp`,
+    /// 5 us on tmpfs), and a test driving a controller writes thousands.
     pub fn empty() -> Self {
-        FakeBoard {
-            dir: tempfile::tempdir().expect("temporary directory"),
-        }
+        let shm = Path::new("/dev/shm");
+        let dir = tempfile::tempdir_in(shm)
+            .or_else(|_| tempfile::tempdir())
+            .expect("temporary directory");
+        FakeBoard { dir }
     }
 
     /// The root to give `Sysfs::new` or `report`.
@@ -239,6 +266,85 @@ impl FakeBoard {
             );
         }
         self.file("/proc/device-tree/model", &format!("{model}\0"))
+    }
+
+    /// A hwmon device `hwmon{n}` named `name` under device directory `dev`,
+    /// linked from `/sys/class/hwmon/hwmon{n}` (relative, as the kernel makes it)
+    /// with `attrs` as its files.
+    pub fn hwmon_device(&self, dev: &str, n: u32, name: &str, attrs: &[(&str, u64)]) -> &Self {
+        let d = format!("{dev}/hwmon/hwmon{n}");
+        self.file(&format!("{d}/name"), &format!("{name}\n"));
+        for (attr, value) in attrs {
+            self.file(&format!("{d}/{attr}"), &format!("{value}\n"));
+        }
+        let under_sys = d.strip_prefix("/sys").expect("a /sys path");
+        self.symlink(
+            &format!("/sys/class/hwmon/hwmon{n}"),
+            &format!("../..{under_sys}"),
+        )
+    }
+
+    /// One reading of an INA226 at class path `hwmon` with the Pi 5's shunt, in
+    /// the `ina2xx` driver's units (Documentation/hwmon/ina2xx.rst): shunt
+    /// `in0_input` and bus `in1_input` in mV, `curr1_input` in mA,
+    /// `power1_input` in uW. Returns the power written, uW.
+    pub fn ina226_reading(&self, hwmon: &str, bus_mv: u32, ma: u32) -> u64 {
+        let uw = u64::from(bus_mv) * u64::from(ma);
+        let shunt_mv = u64::from(ma) * u64::from(PI5_SHUNT_UOHM) / 1_000_000;
+        for (attr, value) in [
+            ("in0_input", shunt_mv),
+            ("in1_input", u64::from(bus_mv)),
+            ("curr1_input", u64::from(ma)),
+            ("power1_input", uw),
+        ] {
+            // The device exists: no directories to make (tests call this per batch).
+            fs::write(self.path(&format!("{hwmon}/{attr}")), format!("{value}\n"))
+                .expect("write reading");
+        }
+        uw
+    }
+
+    /// Raspberry Pi 5 on Raspberry Pi OS: one cpufreq policy for the four
+    /// cores under `ondemand` (what the OS switches to at boot), and an INA226
+    /// breakout in series with the 5 V supply on the header's I2C bus, bound to
+    /// the `ina2xx` driver (`echo ina226 0x40 > .../i2c-1/new_device`), idle at
+    /// 5.1 V and 540 mA. Its hwmon number is 2 because two devices probe before
+    /// it: the CPU's thermal zone and the fan. Device paths under
+    /// `/sys/devices` depend on the SoC (the header's I2C sits on RP1, behind
+    /// PCIe); the port never reads them, only `/sys/class/hwmon`.
+    pub fn raspberry_pi5() -> Self {
+        let b = FakeBoard::empty();
+        b.cpu_policy(0, &[0, 1, 2, 3], &PI5_CPU_KHZ, "ondemand");
+        let d = "/sys/devices/system/cpu/cpufreq/policy0";
+        b.file(
+            &format!("{d}/scaling_available_governors"),
+            "conservative ondemand userspace powersave performance schedutil\n",
+        );
+        b.file(&format!("{d}/scaling_driver"), "cpufreq-dt\n");
+        b.hwmon_device(
+            "/sys/devices/virtual/thermal/thermal_zone0",
+            0,
+            "cpu_thermal",
+            &[("temp1_input", 51_800)],
+        );
+        b.hwmon_device(
+            "/sys/devices/platform/cooling_fan",
+            1,
+            "pwmfan",
+            &[("fan1_input", 0), ("pwm1", 0)],
+        );
+        b.hwmon_device(
+            "/sys/devices/platform/axi/1000120000.pcie/1f00074000.i2c/i2c-1/1-0040",
+            2,
+            "ina226",
+            // The driver's default: 16 averages of 2.2 ms conversions.
+            &[
+                ("shunt_resistor", u64::from(PI5_SHUNT_UOHM)),
+                ("update_interval", 35),
+            ],
+        );
+        b.ina226_reading(PI5_INA226, 5100, 540);
+        b
     }
 
     /// Jetson Xavier NX on JetPack 4 (L4T 32): 3 clusters of 2, `gv11b` under
