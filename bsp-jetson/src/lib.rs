@@ -9,6 +9,7 @@
 //! | [`sampler`] | [`Sampler`]: a thread sampling power every 1 ms, integrating energy; core's `EnergyMeter` |
 //! | [`cpufreq`] | [`CpuFreq`]: every cpufreq policy as one `FrequencyKnob` (kHz) |
 //! | [`devfreq`] | [`GpuFreq`]: the GPU's devfreq device as a `FrequencyKnob` (Hz) |
+//! | [`emc`] | [`EmcFreq`]: the memory (EMC) clock through BPMP debugfs as a `FrequencyKnob` (Hz) |
 //! | [`restore`] | [`RestoreGuard`]: saves clock settings, restores them on drop, panic, Ctrl-C, SIGTERM |
 //! | [`board`] | [`detect`]: which Jetson this is |
 //! | [`report`](mod@report) | [`report()`]: all of the above as one serialisable [`BoardReport`] |
@@ -42,6 +43,7 @@
 pub mod board;
 pub mod cpufreq;
 pub mod devfreq;
+pub mod emc;
 pub mod ina3221;
 pub mod power;
 pub mod report;
@@ -52,6 +54,7 @@ pub mod sysfs;
 pub use board::{BoardInfo, BoardKind, detect};
 pub use cpufreq::CpuFreq;
 pub use devfreq::GpuFreq;
+pub use emc::EmcFreq;
 pub use power::{Ina3221Rail, PowerMonitor, RailPower, RailReading};
 pub use report::{BoardReport, report};
 pub use restore::RestoreGuard;
@@ -69,12 +72,15 @@ pub struct Knobs {
     pub cpu: CpuFreq,
     /// The GPU (Hz), if the board has a devfreq GPU.
     pub gpu: Option<GpuFreq>,
+    /// The memory clock (Hz), if the board has the BPMP debugfs interface
+    /// (debugfs mounted, running as root).
+    pub emc: Option<EmcFreq>,
 }
 
 /// Saves the board's clock settings, checks every file to be written can be
 /// (an [`Error::PermissionDenied`] naming the file otherwise, before any change),
-/// starts the Ctrl-C / SIGTERM handler, then opens the CPU and GPU knobs: the
-/// safe order, in one call.
+/// starts the Ctrl-C / SIGTERM handler, then opens the CPU, GPU and EMC knobs:
+/// the safe order, in one call.
 pub fn open_knobs(sysfs: &Sysfs) -> Result<Knobs, Error> {
     let guard = RestoreGuard::save(sysfs)?;
     guard.check_writable()?;
@@ -85,7 +91,17 @@ pub fn open_knobs(sysfs: &Sysfs) -> Result<Knobs, Error> {
         Err(Error::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
-    Ok(Knobs { guard, cpu, gpu })
+    let emc = match EmcFreq::open(sysfs) {
+        Ok(e) => Some(e),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(Knobs {
+        guard,
+        cpu,
+        gpu,
+        emc,
+    })
 }
 
 #[cfg(test)]
