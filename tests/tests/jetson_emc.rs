@@ -401,3 +401,122 @@ fn the_report_shows_levels_rate_and_interface() {
         n.notes
     );
 }
+
+/// Gives the whole tree to `nobody`, so a child running as `nobody` may write
+/// what the test does not lock down (root may write anything, so permission
+/// tests need a user the kernel checks).
+fn give_to_nobody(dir: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; lchown has no other precondition.
+    assert_eq!(unsafe { libc::lchown(c.as_ptr(), 65534, 65534) }, 0);
+    if dir.is_dir() && !dir.is_symlink() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            give_to_nobody(&e.unwrap().path());
+        }
+    }
+}
+
+/// Runs this test binary's `test` as `nobody` with `env` set to `root`, after
+/// handing it the tree; returns its output. Only meaningful as root.
+fn run_as_nobody(test: &str, env: &str, root: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("test-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    let out = std::process::Command::new(&bin)
+        .args(["--exact", test, "--nocapture"])
+        .env(env, root)
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the child did not run the test:\n{text}"
+    );
+    text
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The kernel refuses the EMC lock file (read-only, checked by a user the
+/// kernel checks): opening the knobs fails before any change, naming it.
+#[test]
+fn a_read_only_emc_file_stops_open_knobs_before_any_change() {
+    const CHILD: &str = "ECOEDGE_TEST_EMC_READ_ONLY_ROOT";
+    if let Ok(root) = std::env::var(CHILD) {
+        let err = open_knobs(&Sysfs::new(&root)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::PermissionDenied { .. }), "{msg}");
+        assert!(
+            msg.contains("clk/emc/mrq_rate_locked") && msg.contains("run as root"),
+            "{msg}"
+        );
+        return;
+    }
+    if !is_root() {
+        return; // The tree would be ours: nothing to refuse without chown.
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let b = FakeBoard::xavier_nx_jp5();
+    let before = emc_files(&b);
+    give_to_nobody(b.root());
+    let lock = b.path(&format!("{EMC}/mrq_rate_locked"));
+    std::fs::set_permissions(lock, std::fs::Permissions::from_mode(0o444)).unwrap();
+    run_as_nobody(
+        "a_read_only_emc_file_stops_open_knobs_before_any_change",
+        CHILD,
+        b.root(),
+    );
+    assert_eq!(emc_files(&b), before);
+}
+
+/// debugfs is root's (mode 0700): a user who cannot enter it gets the board
+/// without an EMC knob, not an error.
+#[test]
+fn a_debugfs_the_user_cannot_enter_means_no_emc_knob() {
+    const CHILD: &str = "ECOEDGE_TEST_EMC_CLOSED_DEBUGFS_ROOT";
+    if let Ok(root) = std::env::var(CHILD) {
+        let mut knobs = open_knobs(&Sysfs::new(&root)).unwrap();
+        assert!(knobs.emc.is_none());
+        knobs.cpu.set_level(0).unwrap();
+        assert!(
+            report(std::path::Path::new(&root))
+                .unwrap()
+                .notes
+                .iter()
+                .any(|n| n.contains("EMC clock"))
+        );
+        return;
+    }
+    if !is_root() {
+        return;
+    }
+    let b = FakeBoard::xavier_nx_jp5();
+    give_to_nobody(b.root());
+    let debug = b.path("/sys/kernel/debug");
+    std::fs::set_permissions(&debug, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let c = std::ffi::CString::new(debug.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 0, 0) }, 0);
+    run_as_nobody(
+        "a_debugfs_the_user_cannot_enter_means_no_emc_knob",
+        CHILD,
+        b.root(),
+    );
+    // The child's knobs were restored when it dropped them.
+    assert_eq!(
+        b.read("/sys/devices/system/cpu/cpufreq/policy0/scaling_min_freq"),
+        "115200"
+    );
+}
