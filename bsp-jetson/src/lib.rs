@@ -10,6 +10,7 @@
 //! | [`sampler`] | [`Sampler`]: a thread sampling power every 1 ms, integrating energy; core's `EnergyMeter` |
 //! | [`cpufreq`] | [`CpuFreq`]: every cpufreq policy as one `FrequencyKnob` (kHz) |
 //! | [`devfreq`] | [`GpuFreq`]: the GPU's devfreq device as a `FrequencyKnob` (Hz) |
+//! | [`emc`] | [`EmcFreq`]: the memory (EMC) clock through BPMP debugfs as a `FrequencyKnob` (Hz) |
 //! | [`restore`] | [`RestoreGuard`]: saves clock settings, restores them on drop, panic, Ctrl-C, SIGTERM |
 //! | [`board`] | [`detect`]: which Jetson this is |
 //! | [`report`](mod@report) | [`report()`]: all of the above as one serialisable [`BoardReport`] |
@@ -55,6 +56,8 @@ pub mod cpufreq;
 #[cfg(feature = "std")]
 pub mod devfreq;
 #[cfg(feature = "std")]
+pub mod emc;
+#[cfg(feature = "std")]
 pub mod i2c_meter;
 pub mod ina3221;
 #[cfg(feature = "std")]
@@ -76,6 +79,8 @@ pub use board::{BoardInfo, BoardKind, detect};
 pub use cpufreq::CpuFreq;
 #[cfg(feature = "std")]
 pub use devfreq::GpuFreq;
+#[cfg(feature = "std")]
+pub use emc::EmcFreq;
 #[cfg(feature = "std")]
 pub use i2c_meter::{I2cMeterError, Ina3221Rail, MeterSpec, SpecError, open_i2c_meter};
 #[cfg(feature = "std")]
@@ -101,12 +106,15 @@ pub struct Knobs {
     pub cpu: CpuFreq,
     /// The GPU (Hz), if the board has a devfreq GPU.
     pub gpu: Option<GpuFreq>,
+    /// The memory clock (Hz), if the board has the BPMP debugfs interface
+    /// (debugfs mounted, running as root).
+    pub emc: Option<EmcFreq>,
 }
 
 /// Saves the board's clock settings, checks every file to be written can be
 /// (an [`Error::PermissionDenied`] naming the file otherwise, before any change),
-/// starts the Ctrl-C / SIGTERM handler, then opens the CPU and GPU knobs: the
-/// safe order, in one call.
+/// then opens the CPU, GPU and EMC knobs: the safe order, in one call.
+/// Signals are the caller's: see [`Knobs::watch_signals`].
 #[cfg(feature = "std")]
 pub fn open_knobs(sysfs: &Sysfs) -> Result<Knobs, Error> {
     let guard = RestoreGuard::save(sysfs)?;
@@ -118,5 +126,15 @@ pub fn open_knobs(sysfs: &Sysfs) -> Result<Knobs, Error> {
         Err(Error::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
-    Ok(Knobs { guard, cpu, gpu })
+    let emc = match EmcFreq::open(sysfs) {
+        Ok(e) => Some(e),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(Knobs {
+        guard,
+        cpu,
+        gpu,
+        emc,
+    })
 }

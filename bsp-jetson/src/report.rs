@@ -3,6 +3,7 @@
 use crate::board::{BoardKind, detect};
 use crate::cpufreq::CpuFreq;
 use crate::devfreq::GpuFreq;
+use crate::emc::EmcFreq;
 use crate::power::{PowerMonitor, RailReading, SensorDriver};
 use crate::sysfs::{Error, Result, Sysfs};
 use ecoedge_core::board::FrequencyKnob;
@@ -22,6 +23,8 @@ pub struct BoardReport {
     pub cpu: Option<CpuReport>,
     /// The GPU knob; `None` without a GPU devfreq device.
     pub gpu: Option<GpuReport>,
+    /// The memory (EMC) clock knob; `None` without its debugfs interface.
+    pub emc: Option<EmcReport>,
     /// The power sensor; `None` without one.
     pub power: Option<PowerReport>,
     /// Every rail's reading now (empty without a sensor).
@@ -81,6 +84,29 @@ pub struct GpuReport {
     pub levels_hz: Vec<u32>,
 }
 
+/// The memory (EMC) clock now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmcReport {
+    /// The clock's BPMP debugfs directory on the board.
+    pub path: String,
+    /// The file its rates were read from, on the board.
+    pub rates_path: String,
+    /// Whether its rate is pinned (`mrq_rate_locked`); else the bandwidth
+    /// manager sets it.
+    pub locked: bool,
+    /// `min_rate`, Hz.
+    pub min_hz: u32,
+    /// `max_rate`, Hz.
+    pub max_hz: u32,
+    /// The power mode's cap (`emc_iso_cap`), Hz, when set.
+    pub iso_cap_hz: Option<u32>,
+    /// `rate`, Hz.
+    pub cur_hz: u32,
+    /// Its levels, Hz: the possible rates from `min_hz` up to the lower of
+    /// `max_hz` and `iso_cap_hz`.
+    pub levels_hz: Vec<u32>,
+}
+
 /// The power sensor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PowerReport {
@@ -107,6 +133,9 @@ pub fn report(root: &Path) -> Result<BoardReport> {
     let gpu = optional(GpuFreq::open(&sysfs), &mut notes)?
         .map(|gpu| gpu_report(&sysfs, gpu))
         .transpose()?;
+    let emc = optional(EmcFreq::open(&sysfs), &mut notes)?
+        .map(|emc| emc_report(&sysfs, emc))
+        .transpose()?;
     let (power, rails) = match optional(PowerMonitor::discover(&sysfs), &mut notes)? {
         Some(m) => {
             let rails = m.read_all()?;
@@ -130,6 +159,7 @@ pub fn report(root: &Path) -> Result<BoardReport> {
         model: info.model,
         cpu,
         gpu,
+        emc,
         power,
         rails,
         notes,
@@ -183,5 +213,19 @@ fn gpu_report(sysfs: &Sysfs, mut gpu: GpuFreq) -> Result<GpuReport> {
         max_hz,
         cur_hz: gpu.read_back()?,
         levels_hz: gpu.levels().to_vec(),
+    })
+}
+
+fn emc_report(sysfs: &Sysfs, mut emc: EmcFreq) -> Result<EmcReport> {
+    let files = emc.files().clone();
+    Ok(EmcReport {
+        path: sysfs.board_path(&files.dir).display().to_string(),
+        rates_path: sysfs.board_path(&files.rates).display().to_string(),
+        locked: emc.locked()?,
+        min_hz: sysfs.read_num(&files.min)?,
+        max_hz: sysfs.read_num(&files.max)?,
+        iso_cap_hz: files.iso_cap(sysfs)?,
+        cur_hz: emc.read_back()?,
+        levels_hz: emc.levels().to_vec(),
     })
 }

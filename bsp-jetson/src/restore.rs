@@ -1,8 +1,9 @@
 //! Saving the board's clock settings and putting them back, whatever happens.
 //!
 //! Like `jetson_clocks --store` / `--restore`: [`RestoreGuard::save`] reads the
-//! governor and limits of every cpufreq policy and of the GPU before anything is
-//! written; they come back when the guard is dropped (normal exit, or unwinding
+//! governor and limits of every cpufreq policy and of the GPU, and the memory
+//! (EMC) clock's lock and rate, before anything is written; they come back when
+//! the guard is dropped (normal exit, or unwinding
 //! after a panic), and on Ctrl-C or SIGTERM once [`RestoreGuard::watch_signals`]
 //! runs a handler thread, which restores and then exits with 130 or 143 (the
 //! shell's 128 + signal number).
@@ -14,6 +15,7 @@
 
 use crate::cpufreq::discover_policies;
 use crate::devfreq::{find_gpu, gpu_limits};
+use crate::emc::{EmcFiles, find_emc};
 use crate::sysfs::{Error, Limits, Result, Sysfs};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
@@ -54,10 +56,55 @@ impl SavedClock {
     }
 }
 
+/// The memory (EMC) clock's saved settings: whether its rate was pinned
+/// (`mrq_rate_locked`) and the rate (`rate`), the two files [`crate::EmcFreq`]
+/// writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedEmc {
+    /// Its files.
+    pub files: EmcFiles,
+    /// Whether the rate was pinned.
+    pub locked: bool,
+    /// The rate it had, Hz.
+    pub rate: u32,
+}
+
+impl SavedEmc {
+    fn read(sysfs: &Sysfs, files: EmcFiles) -> Result<Self> {
+        Ok(SavedEmc {
+            locked: files.locked(sysfs)?,
+            rate: files.current(sysfs)?,
+            files,
+        })
+    }
+
+    /// Reads first and writes only what differs, each write verified. The rate
+    /// can only be set while locked, so: lock, rate, then unlock if it was
+    /// unlocked. Unlocked then and now, the rate is the bandwidth manager's and
+    /// is left to it.
+    fn restore(&self, sysfs: &Sysfs) -> Result<()> {
+        let locked_now = self.files.locked(sysfs)?;
+        if !locked_now && !self.locked {
+            return Ok(());
+        }
+        if !locked_now {
+            sysfs.write_verified(&self.files.lock, "1")?;
+        }
+        if self.files.current(sysfs)? != self.rate {
+            self.files.set_rate(sysfs, self.rate)?;
+        }
+        if !self.locked {
+            sysfs.write_verified(&self.files.lock, "0")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Snapshot {
     sysfs: Sysfs,
     clocks: Vec<SavedClock>,
+    emc: Option<SavedEmc>,
 }
 
 type Shared = Arc<Mutex<Option<Snapshot>>>;
@@ -76,6 +123,13 @@ fn restore_shared(shared: &Shared) -> Result<()> {
             first.get_or_insert(e);
         }
     }
+    if let Some(Err(e)) = snapshot
+        .emc
+        .as_ref()
+        .map(|emc| emc.restore(&snapshot.sysfs))
+    {
+        first.get_or_insert(e);
+    }
     first.map_or(Ok(()), Err)
 }
 
@@ -85,12 +139,15 @@ fn restore_shared(shared: &Shared) -> Result<()> {
 pub struct RestoreGuard {
     shared: Shared,
     clocks: Vec<SavedClock>,
+    emc: Option<SavedEmc>,
     signals: Option<(Handle, JoinHandle<()>)>,
 }
 
 impl RestoreGuard {
     /// Saves governor, min and max of every cpufreq policy and of the GPU (when
-    /// the board has one). Call it before the first write to any of them.
+    /// the board has one), and the EMC clock's lock and rate (when the board
+    /// has the interface, see [`crate::emc`]). Call it before the first write
+    /// to any of them.
     pub fn save(sysfs: &Sysfs) -> Result<Self> {
         let mut clocks = Vec::new();
         for p in discover_policies(sysfs)? {
@@ -105,13 +162,20 @@ impl RestoreGuard {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
+        let emc = match find_emc(sysfs) {
+            Ok(files) => Some(SavedEmc::read(sysfs, files)?),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
         let snapshot = Snapshot {
             sysfs: sysfs.clone(),
             clocks: clocks.clone(),
+            emc: emc.clone(),
         };
         Ok(RestoreGuard {
             shared: Arc::new(Mutex::new(Some(snapshot))),
             clocks,
+            emc,
             signals: None,
         })
     }
@@ -119,6 +183,11 @@ impl RestoreGuard {
     /// What was saved, CPU policies first, then the GPU.
     pub fn saved(&self) -> &[SavedClock] {
         &self.clocks
+    }
+
+    /// The EMC clock's saved settings, if the board has the interface.
+    pub fn saved_emc(&self) -> Option<&SavedEmc> {
+        self.emc.as_ref()
     }
 
     /// Fails early, naming the file, if any saved file cannot be written (not
@@ -130,6 +199,11 @@ impl RestoreGuard {
         };
         for c in &self.clocks {
             for path in [&c.governor_file, &c.limits.min, &c.limits.max] {
+                sysfs.check_writable(path)?;
+            }
+        }
+        if let Some(emc) = &self.emc {
+            for path in [&emc.files.lock, &emc.files.rate] {
                 sysfs.check_writable(path)?;
             }
         }

@@ -75,6 +75,18 @@ pub enum Error {
         /// The value read back.
         got: String,
     },
+    /// A file lists more levels than a knob may have (the core's
+    /// [`ecoedge_core::space::MAX_LEVELS`]); none are dropped silently, since
+    /// which ones to drop is the caller's choice.
+    #[error("{}: {count} levels, more than the {max} a knob may have", path.display())]
+    TooManyLevels {
+        /// The file listing them.
+        path: PathBuf,
+        /// How many it lists.
+        count: usize,
+        /// The most a knob may have.
+        max: usize,
+    },
     /// A level index past the knob's last level.
     #[error("level index {index} is outside 0..{levels}")]
     LevelOutOfRange {

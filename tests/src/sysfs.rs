@@ -4,9 +4,10 @@
 //! directory where each release puts it with its `/sys/class/devfreq` link
 //! (relative, as the kernel makes it), the INA3221 as an I2C client under its
 //! controller, linked from the I2C bus and bound to the driver each JetPack
-//! binds, and the board identity files. The Raspberry Pi 5 tree, for
-//! the port example ([`crate::generic_sbc`]), has one cpufreq policy and an
-//! INA226 among other hwmon devices, linked from `/sys/class/hwmon`.
+//! binds, the memory (EMC) clock's BPMP debugfs files where the board has
+//! them, and the board identity files. The Raspberry Pi 5 tree, for the port
+//! example ([`crate::generic_sbc`]), has one cpufreq policy and an INA226
+//! among other hwmon devices, linked from `/sys/class/hwmon`.
 
 use ecoedge_bsp_jetson::Writer;
 use std::fs;
@@ -67,6 +68,22 @@ pub const PI5_INA226: &str = "/sys/class/hwmon/hwmon2";
 /// default too), so the chip's 81.92 mV shunt range covers the 5 A the Pi 5
 /// may draw.
 pub const PI5_SHUNT_UOHM: u32 = 10_000;
+
+/// Xavier NX (8 GB developer kit) EMC rates, kHz, as `possible_rates` lists them.
+///
+/// Not read from a Xavier NX: no public dump of its `possible_rates` was found.
+/// The ladder is the LPDDR4 one seen on other Jetsons (204 .. 1600 MHz on
+/// TX1/Nano, gpdavila/TX-1_Energy `include/jtx1var.h`; 800, 1331.2, 1600 MHz on
+/// TX2, jingchen95/JOSS `idlePower.sh`), topped at 1600 MHz, the Xavier NX
+/// 8 GB data sheet's maximum memory frequency and the EMC cap NVIDIA's nvpmodel
+/// template gives its 15 W mode. (The 16 GB module is said to reach 1866 MHz;
+/// not confirmed here.)
+pub const XAVIER_NX_EMC_KHZ: [u32; 7] = [204000, 408000, 665600, 800000, 1065600, 1331200, 1600000];
+/// Orin NX EMC rates, kHz. 204, 665.6 and 2133 MHz were read from an Orin NX's
+/// `possible_rates` (a public note, `apps/llama-server/POWER_MODE.md`); 3199 MHz
+/// is the trained maximum a tiiuae/ghaf pull request (#2071) gives for AGX
+/// Orin, assumed for the Orin NX 16 GB.
+pub const ORIN_NX_EMC_KHZ: [u32; 4] = [204000, 665600, 2133000, 3199000];
 
 const CPU_GOVERNORS: &str =
     "interactive conservative ondemand userspace powersave performance schedutil";
@@ -221,6 +238,40 @@ impl FakeBoard {
         self
     }
 
+    /// The EMC clock in BPMP debugfs: `possible_rates` listing `rates_khz` in
+    /// the firmware's format (kHz, then `(kHz)`), the clock unlocked (the
+    /// bandwidth manager's) at `rate_hz`, `min_rate` the lowest rate,
+    /// `max_rate` = `max_hz`, and nvpmodel's `emc_iso_cap` when given.
+    pub fn bpmp_emc(
+        &self,
+        rates_khz: &[u32],
+        rate_hz: u32,
+        max_hz: u32,
+        iso_cap: Option<u32>,
+    ) -> &Self {
+        let d = "/sys/kernel/debug/bpmp/debug/clk/emc";
+        let min_hz = u64::from(rates_khz[0]) * 1000;
+        for (name, value) in [
+            ("rate", rate_hz.to_string()),
+            ("min_rate", min_hz.to_string()),
+            ("max_rate", max_hz.to_string()),
+            ("mrq_rate_locked", "0".to_string()),
+        ] {
+            self.file(&format!("{d}/{name}"), &format!("{value}\n"));
+        }
+        self.file(
+            "/sys/kernel/debug/bpmp/debug/emc/possible_rates",
+            &format!("{} (kHz)\n", join(rates_khz)),
+        );
+        if let Some(cap) = iso_cap {
+            self.file(
+                "/sys/kernel/nvpmodel_emc_cap/emc_iso_cap",
+                &format!("{cap}\n"),
+            );
+        }
+        self
+    }
+
     /// Mainline hwmon `ina3221` bound to the I2C client at board directory
     /// `dev` (see [`FakeBoard::i2c_client`]) as `hwmonN`, rails `(label, mV, mA)`
     /// on channels 1.., with an `update_interval` (ms).
@@ -349,7 +400,8 @@ impl FakeBoard {
 
     /// Jetson Xavier NX on JetPack 4 (L4T 32): 3 clusters of 2, `gv11b` under
     /// `gpu.0`, INA3221 on bus 7 (controller `c250000.i2c`) through NVIDIA's IIO
-    /// driver.
+    /// driver, the EMC in BPMP debugfs at 1600 MHz with no power-mode cap
+    /// (`emc_iso_cap` 0).
     pub fn xavier_nx_jp4() -> Self {
         let b = FakeBoard::empty();
         b.identity(Some(25), "NVIDIA Jetson Xavier NX Developer Kit");
@@ -361,6 +413,7 @@ impl FakeBoard {
             &XAVIER_NX_GPU_HZ,
             "nvhost_podgov",
         );
+        b.bpmp_emc(&XAVIER_NX_EMC_KHZ, 1_600_000_000, 1_600_000_000, Some(0));
         b.iio(
             XAVIER_NX_INA3221,
             &[
@@ -373,7 +426,8 @@ impl FakeBoard {
     }
 
     /// Jetson Xavier NX on JetPack 5 (L4T 35): as on JetPack 4, but the chip id
-    /// only in `/sys/devices/soc0/soc_id` and the mainline hwmon driver.
+    /// only in `/sys/devices/soc0/soc_id`, the mainline hwmon driver, and the
+    /// 15 W mode's EMC cap (1600 MHz) in `emc_iso_cap`.
     pub fn xavier_nx_jp5() -> Self {
         let b = FakeBoard::empty();
         b.identity(None, "NVIDIA Jetson Xavier NX Developer Kit");
@@ -385,6 +439,12 @@ impl FakeBoard {
             "/sys/devices/gpu.0/devfreq/17000000.gv11b",
             &XAVIER_NX_GPU_HZ,
             "nvhost_podgov",
+        );
+        b.bpmp_emc(
+            &XAVIER_NX_EMC_KHZ,
+            1_600_000_000,
+            1_600_000_000,
+            Some(1_600_000_000),
         );
         b.hwmon(
             XAVIER_NX_INA3221,
@@ -401,7 +461,8 @@ impl FakeBoard {
 
     /// Jetson Orin NX 16 GB on JetPack 6 (L4T 36): 2 clusters of 4, the GPU as
     /// `17000000.gpu` under `bus@0`, a video engine also in the devfreq class,
-    /// INA3221 on bus 1 through hwmon.
+    /// INA3221 on bus 1 through hwmon, the EMC in BPMP debugfs at the 2133 MHz
+    /// it boots at, up to 3199 MHz.
     pub fn orin_nx_jp6() -> Self {
         let b = FakeBoard::empty();
         b.identity(
@@ -421,6 +482,7 @@ impl FakeBoard {
             &[115200000, 729600000],
             "nvhost_podgov",
         );
+        b.bpmp_emc(&ORIN_NX_EMC_KHZ, 2_133_000_000, 3_199_000_000, Some(0));
         b.hwmon(
             "/sys/devices/platform/bus@0/c240000.i2c/i2c-1/1-0040",
             1,
@@ -435,7 +497,8 @@ impl FakeBoard {
     }
 
     /// Jetson Nano on JetPack 4: one cluster of 4, GPU `57000000.gpu` (gm20b),
-    /// INA3221 on bus 6 through the IIO driver with `POM_` rail names.
+    /// INA3221 on bus 6 through the IIO driver with `POM_` rail names. No EMC
+    /// knob: the T210's `clk/override.emc` interface is not supported.
     pub fn nano() -> Self {
         let b = FakeBoard::empty();
         b.identity(Some(33), "NVIDIA Jetson Nano Developer Kit");
@@ -474,6 +537,15 @@ pub struct WriteRecord {
 /// visible), a governor not in the available list is refused, the current
 /// frequency follows the limits, and every write is recorded in order. Files can
 /// be made to fail with a chosen error.
+///
+/// The EMC clock's BPMP debugfs files behave like the firmware's: the lock takes
+/// `0` or `1` only; a rate written while locked becomes the possible rate
+/// nearest to it within `min_rate` and the ceiling (`max_rate`, or a lower
+/// non-zero `emc_iso_cap`), as the firmware clamps and rounds; a rate written
+/// while unlocked is accepted and changes nothing (the bandwidth manager owns
+/// the clock), so writing the rate before the lock shows up as a rate that did
+/// not take. Unlocking leaves the rate where it was (a real bandwidth manager
+/// moves it at its next request).
 #[derive(Debug)]
 pub struct FakeKernel {
     root: PathBuf,
@@ -510,7 +582,9 @@ impl FakeKernel {
             .collect()
     }
 
-    fn check(&self, path: &Path, value: &str) -> io::Result<()> {
+    /// Whether `value` may be written to `path`, and what the file then holds
+    /// when that differs from `value`.
+    fn check(&self, path: &Path, value: &str) -> io::Result<Option<String>> {
         let board = self.board_path(path);
         if let Some((_, kind)) = self
             .faults
@@ -531,6 +605,7 @@ impl FakeKernel {
         };
         let einval = || Err(io::Error::from_raw_os_error(EINVAL));
         let v: Option<u64> = value.trim().parse().ok();
+        let is_emc = dir.join("mrq_rate_locked").is_file();
         match name {
             "scaling_min_freq" if v.is_none_or(|v| v > num("scaling_max_freq").unwrap_or(0)) => {
                 einval()
@@ -548,13 +623,58 @@ impl FakeKernel {
                 };
                 let list = fs::read_to_string(dir.join(avail))?;
                 if list.split_whitespace().any(|g| g == value.trim()) {
-                    Ok(())
+                    Ok(None)
                 } else {
                     einval()
                 }
             }
-            _ => Ok(()),
+            "mrq_rate_locked" if !matches!(value.trim(), "0" | "1") => einval(),
+            "rate" if is_emc => {
+                let Some(wanted) = v else {
+                    return einval();
+                };
+                if num("mrq_rate_locked")? == 0 {
+                    return Ok(Some(num("rate")?.to_string()));
+                }
+                let mut ceiling = num("max_rate")?;
+                let cap = self.root.join("sys/kernel/nvpmodel_emc_cap/emc_iso_cap");
+                if let Some(cap) = fs::read_to_string(cap)
+                    .ok()
+                    .and_then(|c| c.trim().parse::<u64>().ok())
+                    .filter(|&c| c > 0)
+                {
+                    ceiling = ceiling.min(cap);
+                }
+                let target = wanted.clamp(num("min_rate")?, ceiling);
+                let possible = self.emc_possible_hz()?;
+                let nearest = possible
+                    .iter()
+                    .copied()
+                    .filter(|r| *r <= ceiling)
+                    .min_by_key(|r| (r.abs_diff(target), *r))
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+                Ok(Some(nearest.to_string()))
+            }
+            _ => Ok(None),
         }
+    }
+
+    /// The firmware's rate table, Hz: `possible_rates` read the way the
+    /// firmware prints it (kHz, then `(kHz)`), independently of the parser
+    /// under test.
+    fn emc_possible_hz(&self) -> io::Result<Vec<u64>> {
+        let text = fs::read_to_string(
+            self.root
+                .join("sys/kernel/debug/bpmp/debug/emc/possible_rates"),
+        )?;
+        text.split_whitespace()
+            .filter(|t| *t != "(kHz)")
+            .map(|t| {
+                t.parse::<u64>()
+                    .map(|khz| khz * 1000)
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+            })
+            .collect()
     }
 
     /// The current frequency follows the limits, as the governor would make it.
@@ -587,9 +707,9 @@ const EINVAL: i32 = 22;
 
 impl Writer for FakeKernel {
     fn write(&self, path: &Path, value: &str) -> io::Result<()> {
-        let result = self
-            .check(path, value)
-            .and_then(|()| ecoedge_bsp_jetson::FileWriter.write(path, value));
+        let result = self.check(path, value).and_then(|stored| {
+            ecoedge_bsp_jetson::FileWriter.write(path, stored.as_deref().unwrap_or(value))
+        });
         self.log.lock().unwrap().push(WriteRecord {
             path: self.board_path(path),
             value: value.to_string(),

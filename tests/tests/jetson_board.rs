@@ -44,9 +44,10 @@ fn an_unknown_board_still_reports_what_discovery_finds() {
     assert_eq!(r.chip_id, Some(0x99));
     assert_eq!(r.model, None);
     assert_eq!(r.cpu.unwrap().levels_khz, vec![300_000, 600_000]);
-    assert!(r.gpu.is_none() && r.rails.is_empty());
-    assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+    assert!(r.gpu.is_none() && r.emc.is_none() && r.rails.is_empty());
+    assert_eq!(r.notes.len(), 3, "{:?}", r.notes);
     assert!(r.notes[0].contains("GPU devfreq"));
+    assert!(r.notes[1].contains("EMC clock"));
 }
 
 #[test]

@@ -8,8 +8,10 @@ use std::io::ErrorKind;
 use std::sync::Arc;
 
 const GPU: &str = "/sys/devices/gpu.0/devfreq/17000000.gv11b";
+const EMC: &str = "/sys/kernel/debug/bpmp/debug/clk/emc";
 
-/// (governor, min, max) of every policy, then of the GPU.
+/// (governor, min, max) of every policy, then of the GPU, then the EMC's
+/// (lock, rate, max).
 fn state(b: &FakeBoard) -> Vec<(String, String, String)> {
     let mut out: Vec<_> = ["policy0", "policy2", "policy4"]
         .iter()
@@ -26,6 +28,11 @@ fn state(b: &FakeBoard) -> Vec<(String, String, String)> {
         b.read(&format!("{GPU}/governor")),
         b.read(&format!("{GPU}/min_freq")),
         b.read(&format!("{GPU}/max_freq")),
+    ));
+    out.push((
+        b.read(&format!("{EMC}/mrq_rate_locked")),
+        b.read(&format!("{EMC}/rate")),
+        b.read(&format!("{EMC}/max_rate")),
     ));
     out
 }
@@ -131,6 +138,7 @@ fn child(root: &str, signal: i32) {
     let mut knobs = open_knobs(&sysfs).unwrap();
     knobs.cpu.set_level(0).unwrap();
     knobs.gpu.as_mut().unwrap().set_level(0).unwrap();
+    knobs.emc.as_mut().unwrap().set_level(0).unwrap();
     // SAFETY: raise has no preconditions.
     unsafe { libc::raise(signal) };
     std::thread::sleep(std::time::Duration::from_secs(10));
