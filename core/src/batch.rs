@@ -50,8 +50,9 @@ pub struct BatchBuffer<T, const B: usize> {
 }
 
 impl<T, const B: usize> BatchBuffer<T, B> {
-    /// An empty buffer; `max_wait: None` is the paper's full-batch rule.
-    pub fn new(max_wait: Option<Duration>) -> Self {
+    /// An empty buffer; `max_wait: None` is the paper's full-batch rule. A `const
+    /// fn`, so a buffer can be a `static` or an RTIC local resource.
+    pub const fn new(max_wait: Option<Duration>) -> Self {
         const { assert!(B >= 1, "a BatchBuffer<T, B> needs B >= 1") };
         BatchBuffer {
             pending: Deque::new(),
@@ -75,7 +76,10 @@ impl<T, const B: usize> BatchBuffer<T, B> {
     }
 
     /// When the partial batch waiting now will be released by the maximum-wait
-    /// rule, if that rule is on and a request waits.
+    /// rule, if that rule is on and a request waits. `#[must_use]` like
+    /// [`Controller::poll_timeout`](crate::controller::Controller::poll_timeout):
+    /// a deadline read and dropped is a partial batch nobody wakes up for.
+    #[must_use]
     pub fn deadline(&self) -> Option<Instant> {
         let oldest = self.pending.front()?;
         Some(oldest.arrival + self.max_wait?)
@@ -98,6 +102,21 @@ impl<T, const B: usize> BatchBuffer<T, B> {
         if size > B {
             return Err(BatchError::TooLarge { size, capacity: B });
         }
+        Ok(self.release(now, size, src, out))
+    }
+
+    /// [`poll`](Self::poll) for a size already known to be in `1..=B`: the
+    /// controller's batch size comes from a config checked against its space,
+    /// whose batch levels are at least 1 and at most `B`, so it has no error to
+    /// report.
+    pub(crate) fn release<S: RequestSource<T>>(
+        &mut self,
+        now: Instant,
+        size: usize,
+        src: &mut S,
+        out: &mut Vec<Request<T>, B>,
+    ) -> usize {
+        debug_assert!((1..=B).contains(&size), "batch size {size} outside 1..={B}");
         while self.pending.len() < size {
             match src.dequeue() {
                 // Cannot fail: len < size <= B.
@@ -111,7 +130,7 @@ impl<T, const B: usize> BatchBuffer<T, B> {
         let expired = self.deadline().is_some_and(|d| now >= d);
         out.clear();
         if !(full || expired) {
-            return Ok(0);
+            return 0;
         }
         while out.len() < size {
             match self.pending.pop_front() {
@@ -122,7 +141,7 @@ impl<T, const B: usize> BatchBuffer<T, B> {
                 None => break,
             }
         }
-        Ok(out.len())
+        out.len()
     }
 }
 
@@ -176,6 +195,24 @@ mod tests {
         assert_eq!(b.poll(t(3), 2, &mut q, &mut out), Ok(2));
         assert_eq!(out[0].payload, 0);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn a_static_buffer_needs_no_runtime_initialisation() {
+        use core::cell::RefCell;
+        use critical_section::Mutex;
+
+        static BUFFER: Mutex<RefCell<BatchBuffer<u8, 2>>> =
+            Mutex::new(RefCell::new(BatchBuffer::new(None)));
+
+        let mut q: RingQueue<u8, 4> = RingQueue::new();
+        q.push(t(0), 1).unwrap();
+        q.push(t(0), 2).unwrap();
+        let mut out = Vec::new();
+        critical_section::with(|cs| {
+            let mut b = BUFFER.borrow_ref_mut(cs);
+            assert_eq!(b.poll(t(0), 2, &mut q, &mut out), Ok(2));
+        });
     }
 
     #[test]

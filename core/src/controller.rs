@@ -32,7 +32,7 @@ use core::fmt;
 
 use heapless::Vec;
 
-use crate::batch::{BatchBuffer, BatchError};
+use crate::batch::BatchBuffer;
 use crate::cost::{Baseline, CostError, EnergyScope};
 use crate::load::{Arrivals, LOAD_SAMPLE, Load, Sample};
 use crate::optimizer::Optimizer;
@@ -68,10 +68,10 @@ impl Default for Settings {
     }
 }
 
-/// Why the controller could not be built or could not take an input.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Why [`Controller::new`] refused its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum ControllerError {
+pub enum SetupError {
     /// Window settings are unusable.
     Window(WindowError),
     /// No baseline was given and no calibration window was asked for.
@@ -90,13 +90,39 @@ pub enum ControllerError {
         /// Largest batch level of the space.
         batch: u32,
     },
-    /// The optimizer proposed a config outside the space.
+    /// The optimizer's first config is outside the space.
     Config(ConfigError),
-    /// A batch could not be formed.
-    Batch(BatchError),
-    /// The calibration window measured an unusable baseline (a meter reading
-    /// nothing, say).
-    Baseline(CostError),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Window(e) => e.fmt(f),
+            SetupError::NoCalibration => {
+                f.write_str("no baseline given and no calibration window asked for")
+            }
+            SetupError::BatchAboveCapacity { batch, capacity } => write!(
+                f,
+                "batch size {batch} is above the controller's batch capacity {capacity}"
+            ),
+            SetupError::WindowBelowBatch { window, batch } => write!(
+                f,
+                "a window of {window} requests is shorter than the largest batch ({batch})"
+            ),
+            SetupError::Config(e) => write!(f, "optimizer started at a bad config: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for SetupError {}
+
+/// A time or energy reading the controller refused; it changed nothing. Shared by
+/// [`PollBatchError`] and [`BatchDoneError`], since both calls take readings. The
+/// outer errors print it as their own message (no `source` chain), as the
+/// crate's other wrapping errors do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ReadingError {
     /// An energy reading was NaN or infinite.
     EnergyNotFinite(f64),
     /// The cumulative energy reading went down.
@@ -113,48 +139,82 @@ pub enum ControllerError {
         /// The time given.
         now: Instant,
     },
-    /// A batch is running: report it done before asking for another.
-    BatchInFlight,
-    /// No batch is running.
-    NoBatchInFlight,
 }
 
-impl fmt::Display for ControllerError {
+impl fmt::Display for ReadingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ControllerError::Window(e) => e.fmt(f),
-            ControllerError::NoCalibration => {
-                f.write_str("no baseline given and no calibration window asked for")
-            }
-            ControllerError::BatchAboveCapacity { batch, capacity } => write!(
-                f,
-                "batch size {batch} is above the controller's batch capacity {capacity}"
-            ),
-            ControllerError::WindowBelowBatch { window, batch } => write!(
-                f,
-                "a window of {window} requests is shorter than the largest batch ({batch})"
-            ),
-            ControllerError::Config(e) => write!(f, "optimizer proposed a bad config: {e}"),
-            ControllerError::Batch(e) => e.fmt(f),
-            ControllerError::Baseline(e) => write!(f, "calibration failed: {e}"),
-            ControllerError::EnergyNotFinite(e) => write!(f, "energy reading {e} is not finite"),
-            ControllerError::EnergyDecreased { from, to } => {
+            ReadingError::EnergyNotFinite(e) => write!(f, "energy reading {e} is not finite"),
+            ReadingError::EnergyDecreased { from, to } => {
                 write!(f, "cumulative energy went down from {from} J to {to} J")
             }
-            ControllerError::TimeWentBack { latest, now } => {
+            ReadingError::TimeWentBack { latest, now } => {
                 write!(f, "time went back from {latest} to {now}")
             }
-            ControllerError::BatchInFlight => f.write_str("a batch is already in flight"),
-            ControllerError::NoBatchInFlight => f.write_str("no batch is in flight"),
         }
     }
 }
 
-impl core::error::Error for ControllerError {}
+impl core::error::Error for ReadingError {}
 
-impl From<BatchError> for ControllerError {
-    fn from(e: BatchError) -> Self {
-        ControllerError::Batch(e)
+/// Why [`Controller::poll_batch`] refused the call; it changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PollBatchError {
+    /// A batch is running: report it done before asking for another.
+    BatchInFlight,
+    /// `now` or the energy reading was refused.
+    Reading(ReadingError),
+}
+
+impl fmt::Display for PollBatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PollBatchError::BatchInFlight => f.write_str("a batch is already in flight"),
+            PollBatchError::Reading(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for PollBatchError {}
+
+impl From<ReadingError> for PollBatchError {
+    fn from(e: ReadingError) -> Self {
+        PollBatchError::Reading(e)
+    }
+}
+
+/// Why [`Controller::handle_batch_done`] failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BatchDoneError {
+    /// No batch is running.
+    NoBatchInFlight,
+    /// `now` or the energy reading was refused; the batch stays in flight.
+    Reading(ReadingError),
+    /// The optimizer proposed a config outside the space.
+    Config(ConfigError),
+    /// The calibration window measured an unusable baseline (a meter reading
+    /// nothing, say).
+    Baseline(CostError),
+}
+
+impl fmt::Display for BatchDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchDoneError::NoBatchInFlight => f.write_str("no batch is in flight"),
+            BatchDoneError::Reading(e) => e.fmt(f),
+            BatchDoneError::Config(e) => write!(f, "optimizer proposed a bad config: {e}"),
+            BatchDoneError::Baseline(e) => write!(f, "calibration failed: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for BatchDoneError {}
+
+impl From<ReadingError> for BatchDoneError {
+    fn from(e: ReadingError) -> Self {
+        BatchDoneError::Reading(e)
     }
 }
 
@@ -224,21 +284,17 @@ pub struct Controller<T, O, const B: usize, const A: usize = LOAD_SAMPLE> {
 
 impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
     /// A controller for `space`. The config to apply first is [`config`](Self::config).
-    pub fn new(
-        space: Space,
-        settings: Settings,
-        mut optimizer: O,
-    ) -> Result<Self, ControllerError> {
-        let window = CostWindow::new(settings.window).map_err(ControllerError::Window)?;
+    pub fn new(space: Space, settings: Settings, mut optimizer: O) -> Result<Self, SetupError> {
+        let window = CostWindow::new(settings.window).map_err(SetupError::Window)?;
         let max_batch = space.batch_size(&space.max_config());
         if max_batch as usize > B {
-            return Err(ControllerError::BatchAboveCapacity {
+            return Err(SetupError::BatchAboveCapacity {
                 batch: max_batch,
                 capacity: B,
             });
         }
         if settings.window.requests < max_batch {
-            return Err(ControllerError::WindowBelowBatch {
+            return Err(SetupError::WindowBelowBatch {
                 window: settings.window.requests,
                 batch: max_batch,
             });
@@ -246,11 +302,11 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
         let (state, config) = match settings.baseline {
             Some(baseline) => (State::Optimizing { baseline }, optimizer.start(&space)),
             None if settings.calibration_windows == 0 => {
-                return Err(ControllerError::NoCalibration);
+                return Err(SetupError::NoCalibration);
             }
             None => (State::Calibrating { window: 0 }, space.max_config()),
         };
-        space.check(&config).map_err(ControllerError::Config)?;
+        space.check(&config).map_err(SetupError::Config)?;
         Ok(Controller {
             batcher: BatchBuffer::new(settings.max_wait),
             window,
@@ -326,7 +382,9 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
     }
 
     /// When to poll again even if no request arrives: the maximum-wait deadline of
-    /// the partial batch waiting, if any.
+    /// the partial batch waiting, if any. A caller that ignores it can leave a
+    /// partial batch waiting past its maximum wait, hence `#[must_use]`.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.in_flight.is_some() {
             return None;
@@ -334,18 +392,18 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
         self.batcher.deadline()
     }
 
-    fn observe(&mut self, now: Instant, energy_j: f64) -> Result<(), ControllerError> {
+    fn observe(&mut self, now: Instant, energy_j: f64) -> Result<(), ReadingError> {
         if !energy_j.is_finite() {
-            return Err(ControllerError::EnergyNotFinite(energy_j));
+            return Err(ReadingError::EnergyNotFinite(energy_j));
         }
         if now < self.latest {
-            return Err(ControllerError::TimeWentBack {
+            return Err(ReadingError::TimeWentBack {
                 latest: self.latest,
                 now,
             });
         }
         if energy_j < self.last_energy && self.mark.is_some() {
-            return Err(ControllerError::EnergyDecreased {
+            return Err(ReadingError::EnergyDecreased {
                 from: self.last_energy,
                 to: energy_j,
             });
@@ -366,13 +424,13 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
         energy_j: f64,
         src: &mut S,
         out: &mut Vec<Request<T>, B>,
-    ) -> Result<usize, ControllerError> {
+    ) -> Result<usize, PollBatchError> {
         if self.in_flight.is_some() {
-            return Err(ControllerError::BatchInFlight);
+            return Err(PollBatchError::BatchInFlight);
         }
         self.observe(now, energy_j)?;
         let size = self.space.batch_size(&self.config) as usize;
-        let n = self.batcher.poll(now, size, src, out)?;
+        let n = self.batcher.release(now, size, src, out);
         if n > 0 {
             // A window closes only when a batch is done, and no poll comes
             // between forming a batch and its end: this is the count at the
@@ -400,14 +458,14 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
         &mut self,
         now: Instant,
         energy_j: f64,
-    ) -> Result<Completion, ControllerError> {
+    ) -> Result<Completion, BatchDoneError> {
         if self.in_flight.is_none() {
-            return Err(ControllerError::NoBatchInFlight);
+            return Err(BatchDoneError::NoBatchInFlight);
         }
         let mark = self.mark;
         self.observe(now, energy_j)?;
         let Some(batch) = self.in_flight.take() else {
-            return Err(ControllerError::NoBatchInFlight);
+            return Err(BatchDoneError::NoBatchInFlight);
         };
         // The board idled from the mark until the batch started (`poll_batch`
         // observed before, so there is a mark).
@@ -460,12 +518,12 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
 
     /// Summarises the full window, decides the next config, starts the next window.
     /// Changes nothing when it fails.
-    fn close_window(&mut self, now: Instant) -> Result<(WindowReport, Config), ControllerError> {
+    fn close_window(&mut self, now: Instant) -> Result<(WindowReport, Config), BatchDoneError> {
         let (baseline, state) = match self.state {
             State::Optimizing { baseline } => (baseline, self.state),
             State::Calibrating { window } => {
                 let (e, l) = self.window.means();
-                let baseline = Baseline::new(e, l).map_err(ControllerError::Baseline)?;
+                let baseline = Baseline::new(e, l).map_err(BatchDoneError::Baseline)?;
                 let state = if window + 1 >= self.settings.calibration_windows {
                     State::Optimizing { baseline }
                 } else {
@@ -496,7 +554,7 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
             }
             (State::Optimizing { .. }, _) => self.optimizer.step_under(&self.space, &report, &load),
         };
-        self.space.check(&next).map_err(ControllerError::Config)?;
+        self.space.check(&next).map_err(BatchDoneError::Config)?;
         self.ceiling = match state {
             State::Optimizing { .. } => self.optimizer.ceiling(),
             State::Calibrating { .. } => None,

@@ -32,10 +32,44 @@
 //! for given inputs. Minimum Rust version: 1.88.
 //!
 //! ## Features
-//! - `defmt`: derives `defmt::Format` for the public types, for embedded logging.
+//! - `defmt` (off by default): derives `defmt::Format` for the public types and
+//!   turns on heapless's `defmt` feature, for logging on embedded targets. A
+//!   library build needs nothing more; the firmware binary brings the global
+//!   logger and the linker script, as with any defmt crate.
+//!
+//! ## Firmware use
+//! The crate is `#![no_std]`, uses no `alloc` and no `unsafe` (`forbid`), so it
+//! links into a bare-metal image as it is:
+//! - [`queue::RingQueue::new`] and [`batch::BatchBuffer::new`] are `const fn`: a
+//!   queue can be a `static` (behind `critical_section::Mutex<RefCell<_>>`), an
+//!   RTIC `#[local]` resource, or a `static_cell::ConstStaticCell` split into an
+//!   interrupt handler's [`queue::Producer`] and the service loop's
+//!   [`queue::Consumer`].
+//! - The queue's counters need no compare-and-swap. Targets without 64-bit
+//!   atomics (thumbv6m, thumbv7m) keep them behind a critical section, so such a
+//!   firmware links a `critical-section` implementation; see [`queue`].
+//! - Errors are small `Copy` enums per call ([`controller::SetupError`],
+//!   [`controller::PollBatchError`], [`controller::BatchDoneError`]) with
+//!   `Display` and `core::error::Error`, and `defmt::Format` under `defmt`.
+//! - `size_of` is the footprint: `core/tests/footprint.rs` holds the budgets of
+//!   the controller, the queue and EcoGD, so a change that grows them fails.
+//! - CI proves it: `firmware/ffi-check` is a `#![no_std]` static library with its
+//!   own panic handler and no global allocator that drives a controller with
+//!   EcoGD through a small C API; a C program links it and runs simulated
+//!   windows, and `nm` shows no allocator or std symbol anywhere in the archive.
+//!
+//! [`heapless`] is re-exported: its `Vec` is part of
+//! [`controller::Controller::poll_batch`]'s signature, and the re-export spares
+//! callers keeping a second, matching heapless version in their manifest.
 
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+/// The fixed-capacity collections of the public API (the batch handed out by
+/// [`controller::Controller::poll_batch`] is a `heapless::Vec`), re-exported so
+/// callers use the very version this crate was built with.
+pub use heapless;
 
 pub mod batch;
 pub mod board;
@@ -53,7 +87,10 @@ pub mod window;
 pub mod prelude {
     pub use crate::batch::BatchBuffer;
     pub use crate::board::{EnergyMeter, EnergySource, FrequencyKnob};
-    pub use crate::controller::{Completion, Controller, ControllerError, Phase, Settings};
+    pub use crate::controller::{
+        BatchDoneError, Completion, Controller, Phase, PollBatchError, ReadingError, Settings,
+        SetupError,
+    };
     pub use crate::cost::{Alpha, Baseline, EnergyScope};
     pub use crate::optimizer::{AnyOptimizer, EcoGd, EcoGdSettings, Fixed, Optimizer, by_name};
     pub use crate::queue::{Request, RequestSource, RingQueue};

@@ -241,6 +241,7 @@ pub struct Load<'a> {
 
 /// What a replay found.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Replayed {
     /// Mean cost per request served.
     pub cost: f64,

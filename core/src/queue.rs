@@ -8,9 +8,7 @@
 //!
 //! When the queue is full, the request is refused and handed back to the caller
 //! inside [`Refused`]; nothing vanishes. Three counters say what happened to every
-//! request: `accepted`, `refused` and `served` (handed to the batcher). Each counter
-//! has exactly one writer (the producer writes the first two, the consumer the
-//! third), so plain atomic loads and stores suffice on every target.
+//! request: `accepted`, `refused` and `served` (handed to the batcher).
 //!
 //! ```
 //! use ecoedge_core::queue::RingQueue;
@@ -25,13 +23,51 @@
 //! assert_eq!(q.stats().refused, 1);
 //! assert_eq!(q.pop().unwrap().payload, "a");
 //! ```
+//!
+//! [`RingQueue::new`] is a `const fn`, so a queue can be initialised at compile
+//! time: an RTIC `#[local]` resource, a `static_cell::ConstStaticCell` that hands
+//! out one `&'static mut` to [`split`](RingQueue::split), or a `static` behind a
+//! mutex (`critical_section::Mutex<RefCell<_>>` on a microcontroller; the
+//! standard library's here):
+//!
+//! ```
+//! use std::sync::Mutex;
+//!
+//! use ecoedge_core::queue::RingQueue;
+//! use ecoedge_core::time::Instant;
+//!
+//! static QUEUE: Mutex<RingQueue<u32, 64>> = Mutex::new(RingQueue::new());
+//!
+//! let mut q = QUEUE.lock().unwrap();
+//! assert_eq!(q.push(Instant::from_micros(1), 7), Ok(0));
+//! assert_eq!(q.capacity(), 63);
+//! ```
+//!
+//! ## Counters on targets without compare-and-swap
+//!
+//! Each counter has exactly one writer (the producer writes `accepted` and
+//! `refused`, the consumer `served`), so its increment never races with another
+//! increment and needs no compare-and-swap, which thumbv6m lacks entirely. What a
+//! concurrent *reader* needs is to see the whole `u64`:
+//! - where the target has 64-bit atomics, a counter is an `AtomicU64` written with a
+//!   plain load and store: lock-free, as cheap as a non-atomic counter;
+//! - elsewhere (every 32-bit microcontroller: thumbv6m has no compare-and-swap,
+//!   thumbv7m has it only up to 32 bits) a `u64` is two words that an interrupt
+//!   could read half-written, so the counter sits in a
+//!   `critical_section::Mutex<Cell<u64>>` and each read or write takes one short
+//!   critical section. The firmware links a `critical-section` implementation, as
+//!   it already does for most embedded crates (cortex-m's
+//!   `critical-section-single-core` feature, RTIC, embassy).
+//!
+//! So counters and request ids are `u64` on every target and never wrap.
+//! `portable-atomic`'s `AtomicU64` was the alternative: its default fallback on
+//! targets with 32-bit compare-and-swap takes global spin locks, which an
+//! interrupt handler must not meet, unless the firmware picks one of its
+//! backend features. With one writer per counter the only missing piece is a
+//! two-word load and store, and `critical-section` covers that directly, with
+//! the implementation the firmware already chose.
 
 use core::fmt;
-#[cfg(not(target_has_atomic = "64"))]
-use core::sync::atomic::AtomicU32 as AtomicCounter;
-#[cfg(target_has_atomic = "64")]
-use core::sync::atomic::AtomicU64 as AtomicCounter;
-use core::sync::atomic::Ordering;
 
 use heapless::spsc;
 
@@ -81,32 +117,105 @@ impl QueueStats {
     }
 }
 
-/// Counters with one writer each: the writer loads, adds one and stores.
-#[derive(Debug, Default)]
-struct Counters {
-    accepted: AtomicCounter,
-    refused: AtomicCounter,
-    served: AtomicCounter,
+// A `u64` counter with exactly one writer; any context may read it (see the
+// module doc for the choice of backend).
+#[cfg(target_has_atomic = "64")]
+use atomic::Counter;
+#[cfg(not(target_has_atomic = "64"))]
+use locked::Counter;
+
+#[cfg(target_has_atomic = "64")]
+mod atomic {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    /// Lock-free: the one writer loads, adds one and stores.
+    pub(super) struct Counter(AtomicU64);
+
+    impl Counter {
+        pub(super) const fn new() -> Self {
+            Counter(AtomicU64::new(0))
+        }
+
+        /// A counter that starts at `value`, to test the carry into the high word.
+        #[cfg(test)]
+        pub(super) const fn starting_at(value: u64) -> Self {
+            Counter(AtomicU64::new(value))
+        }
+
+        pub(super) fn get(&self) -> u64 {
+            self.0.load(Ordering::Acquire)
+        }
+
+        /// Adds one and returns the old value. Only the counter's writer calls
+        /// this, so the load and the store cannot interleave with another bump.
+        pub(super) fn bump(&self) -> u64 {
+            let old = self.0.load(Ordering::Relaxed);
+            self.0.store(old.wrapping_add(1), Ordering::Release);
+            old
+        }
+    }
 }
 
-#[allow(
-    clippy::unnecessary_cast,
-    reason = "counters are u32 on targets without 64-bit atomics"
-)]
+/// Also built for the host's unit tests, so the firmware's path is tested too.
+#[cfg(any(test, not(target_has_atomic = "64")))]
+mod locked {
+    use core::cell::Cell;
+
+    use critical_section::Mutex;
+
+    /// Two words behind a critical section, so no reader sees half an update.
+    pub(super) struct Counter(Mutex<Cell<u64>>);
+
+    impl Counter {
+        pub(super) const fn new() -> Self {
+            Counter(Mutex::new(Cell::new(0)))
+        }
+
+        /// A counter that starts at `value`, to test the carry into the high word.
+        #[cfg(test)]
+        pub(super) const fn starting_at(value: u64) -> Self {
+            Counter(Mutex::new(Cell::new(value)))
+        }
+
+        pub(super) fn get(&self) -> u64 {
+            critical_section::with(|cs| self.0.borrow(cs).get())
+        }
+
+        /// Adds one and returns the old value, in one critical section.
+        pub(super) fn bump(&self) -> u64 {
+            critical_section::with(|cs| {
+                let cell = self.0.borrow(cs);
+                let old = cell.get();
+                cell.set(old.wrapping_add(1));
+                old
+            })
+        }
+    }
+}
+
+/// The queue's three counters, shared by its two halves.
+struct Counters {
+    accepted: Counter,
+    refused: Counter,
+    served: Counter,
+}
+
 impl Counters {
-    fn bump(counter: &AtomicCounter) -> u64 {
-        let old = counter.load(Ordering::Relaxed);
-        counter.store(old.wrapping_add(1), Ordering::Release);
-        old as u64
+    const fn new() -> Self {
+        Counters {
+            accepted: Counter::new(),
+            refused: Counter::new(),
+            served: Counter::new(),
+        }
     }
 
     fn stats(&self) -> QueueStats {
         // `served` first: a request is accepted before it is served, so reading in
         // this order never shows more served than accepted.
-        let served = self.served.load(Ordering::Acquire) as u64;
+        let served = self.served.get();
         QueueStats {
-            refused: self.refused.load(Ordering::Acquire) as u64,
-            accepted: self.accepted.load(Ordering::Acquire) as u64,
+            refused: self.refused.get(),
+            accepted: self.accepted.get(),
             served,
         }
     }
@@ -117,18 +226,18 @@ impl Counters {
         now: Instant,
         payload: T,
     ) -> Result<u64, Refused<T>> {
-        let id = self.accepted.load(Ordering::Relaxed) as u64;
+        let id = self.accepted.get();
         match q(Request {
             id,
             arrival: now,
             payload,
         }) {
             Ok(()) => {
-                Self::bump(&self.accepted);
+                self.accepted.bump();
                 Ok(id)
             }
             Err(r) => {
-                Self::bump(&self.refused);
+                self.refused.bump();
                 Err(Refused(r.payload))
             }
         }
@@ -160,8 +269,9 @@ impl<T, const N: usize> Default for RingQueue<T, N> {
 }
 
 impl<T, const N: usize> RingQueue<T, N> {
-    /// An empty queue. `N` below 2 (no usable slot) does not compile.
-    pub fn new() -> Self {
+    /// An empty queue. `N` below 2 (no usable slot) does not compile. A `const
+    /// fn`, so a queue can be a `static` or an RTIC local resource.
+    pub const fn new() -> Self {
         const {
             assert!(
                 N >= 2,
@@ -170,7 +280,7 @@ impl<T, const N: usize> RingQueue<T, N> {
         };
         RingQueue {
             inner: spsc::Queue::new(),
-            counters: Counters::default(),
+            counters: Counters::new(),
         }
     }
 
@@ -189,7 +299,7 @@ impl<T, const N: usize> RingQueue<T, N> {
     /// The oldest request, counted as served.
     pub fn pop(&mut self) -> Option<Request<T>> {
         let r = self.inner.dequeue()?;
-        Counters::bump(&self.counters.served);
+        self.counters.served.bump();
         Some(r)
     }
 
@@ -261,7 +371,7 @@ impl<T> Consumer<'_, T> {
 impl<T> RequestSource<T> for Consumer<'_, T> {
     fn dequeue(&mut self) -> Option<Request<T>> {
         let r = self.inner.dequeue()?;
-        Counters::bump(&self.counters.served);
+        self.counters.served.bump();
         Some(r)
     }
     fn len(&self) -> usize {
@@ -325,5 +435,102 @@ mod tests {
         assert_eq!(stats.served, 10_000);
         // Every refused push was counted, and each one was retried, not lost.
         assert_eq!(stats.refused, retries);
+    }
+
+    #[test]
+    fn a_static_queue_needs_no_runtime_initialisation() {
+        use core::cell::RefCell;
+        use critical_section::Mutex;
+
+        // The firmware pattern: shared between an interrupt handler and the
+        // service loop, initialised at compile time by `const fn new`.
+        static QUEUE: Mutex<RefCell<RingQueue<u8, 4>>> = Mutex::new(RefCell::new(RingQueue::new()));
+
+        critical_section::with(|cs| {
+            let mut q = QUEUE.borrow_ref_mut(cs);
+            assert_eq!(q.push(Instant::ZERO, 1), Ok(0));
+            assert_eq!(q.pop().map(|r| r.payload), Some(1));
+            assert_eq!(q.stats().served, 1);
+        });
+    }
+
+    /// The two counter backends, behind one interface for the tests.
+    trait TestCounter: Sync {
+        fn new() -> Self;
+        fn starting_at(value: u64) -> Self;
+        fn get(&self) -> u64;
+        fn bump(&self) -> u64;
+    }
+
+    #[cfg(target_has_atomic = "64")]
+    impl TestCounter for atomic::Counter {
+        fn new() -> Self {
+            Self::new()
+        }
+        fn starting_at(value: u64) -> Self {
+            Self::starting_at(value)
+        }
+        fn get(&self) -> u64 {
+            self.get()
+        }
+        fn bump(&self) -> u64 {
+            self.bump()
+        }
+    }
+
+    impl TestCounter for locked::Counter {
+        fn new() -> Self {
+            Self::new()
+        }
+        fn starting_at(value: u64) -> Self {
+            Self::starting_at(value)
+        }
+        fn get(&self) -> u64 {
+            self.get()
+        }
+        fn bump(&self) -> u64 {
+            self.bump()
+        }
+    }
+
+    /// One writer carries the counter across 2^32 while another thread reads it:
+    /// every read is a whole value the writer stored, never going back.
+    fn reads_whole_values_across_the_carry<C: TestCounter>() {
+        extern crate std;
+        const START: u64 = (1 << 32) - 20_000;
+        const END: u64 = START + 40_000;
+        let fresh = C::new();
+        assert_eq!((fresh.bump(), fresh.get()), (0, 1));
+        let counter = C::starting_at(START);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in START..END {
+                    assert_eq!(counter.bump(), i);
+                }
+            });
+            let mut last = START;
+            while last < END {
+                let now = counter.get();
+                assert!(
+                    (last..=END).contains(&now),
+                    "read {now} after {last}: torn or out of order"
+                );
+                last = now;
+            }
+        });
+        assert_eq!(counter.get(), END);
+    }
+
+    #[cfg(target_has_atomic = "64")]
+    #[test]
+    fn atomic_counter_reads_whole_values_across_the_carry() {
+        reads_whole_values_across_the_carry::<atomic::Counter>();
+    }
+
+    /// The backend of targets without 64-bit atomics (thumbv6m, thumbv7m), run on
+    /// the host through critical-section's `std` implementation.
+    #[test]
+    fn locked_counter_reads_whole_values_across_the_carry() {
+        reads_whole_values_across_the_carry::<locked::Counter>();
     }
 }

@@ -1,6 +1,6 @@
 //! Controller behaviour: phases, baseline, energy attribution, configs, errors.
 
-use ecoedge_core::controller::ControllerError;
+use ecoedge_core::controller::{BatchDoneError, PollBatchError, ReadingError, SetupError};
 use ecoedge_core::cost::{CostError, EnergyScope};
 use ecoedge_core::prelude::*;
 use ecoedge_core::space::ConfigError;
@@ -244,27 +244,30 @@ fn bad_inputs_are_typed_errors() {
     let mut out = Batch::new();
     assert_eq!(
         ctl.handle_batch_done(t(1), 0.0).unwrap_err(),
-        ControllerError::NoBatchInFlight
+        BatchDoneError::NoBatchInFlight
     );
     assert!(matches!(
         ctl.poll_batch(t(1), f64::NAN, &mut q, &mut out),
-        Err(ControllerError::EnergyNotFinite(e)) if e.is_nan()
+        Err(PollBatchError::Reading(ReadingError::EnergyNotFinite(e))) if e.is_nan()
     ));
     assert!(matches!(
         ctl.poll_batch(t(1), f64::INFINITY, &mut q, &mut out),
-        Err(ControllerError::EnergyNotFinite(_))
+        Err(PollBatchError::Reading(ReadingError::EnergyNotFinite(_)))
     ));
     ctl.poll_batch(t(2), 5.0, &mut q, &mut out).unwrap();
     assert_eq!(
         ctl.poll_batch(t(3), 4.0, &mut q, &mut out),
-        Err(ControllerError::EnergyDecreased { from: 5.0, to: 4.0 })
+        Err(PollBatchError::Reading(ReadingError::EnergyDecreased {
+            from: 5.0,
+            to: 4.0
+        }))
     );
     assert_eq!(
         ctl.poll_batch(t(1), 5.0, &mut q, &mut out),
-        Err(ControllerError::TimeWentBack {
+        Err(PollBatchError::Reading(ReadingError::TimeWentBack {
             latest: t(2),
             now: t(1)
-        })
+        }))
     );
     for i in 0..4 {
         q.push(t(3), i).unwrap();
@@ -272,14 +275,14 @@ fn bad_inputs_are_typed_errors() {
     assert_eq!(ctl.poll_batch(t(3), 5.0, &mut q, &mut out), Ok(4));
     assert_eq!(
         ctl.poll_batch(t(3), 5.0, &mut q, &mut out),
-        Err(ControllerError::BatchInFlight)
+        Err(PollBatchError::BatchInFlight)
     );
     assert_eq!(
         ctl.handle_batch_done(t(4), -1.0).unwrap_err(),
-        ControllerError::EnergyDecreased {
+        BatchDoneError::Reading(ReadingError::EnergyDecreased {
             from: 5.0,
             to: -1.0
-        }
+        })
     );
     assert!(ctl.batch_in_flight(), "a refused reading keeps the batch");
     assert_eq!(ctl.handle_batch_done(t(4), 6.0).unwrap().served, 4);
@@ -288,11 +291,11 @@ fn bad_inputs_are_typed_errors() {
     let new = |set: Settings| Controller::<u32, Fixed, 4>::new(s.clone(), set, Fixed::max()).err();
     assert_eq!(
         new(settings(0, 0)),
-        Some(ControllerError::Window(WindowError::ZeroWindow))
+        Some(SetupError::Window(WindowError::ZeroWindow))
     );
     assert_eq!(
         new(settings(3, 0)),
-        Some(ControllerError::WindowBelowBatch {
+        Some(SetupError::WindowBelowBatch {
             window: 3,
             batch: 4
         })
@@ -302,12 +305,12 @@ fn bad_inputs_are_typed_errors() {
             calibration_windows: 0,
             ..settings(8, 0)
         }),
-        Some(ControllerError::NoCalibration)
+        Some(SetupError::NoCalibration)
     );
     let big = Space::new(&[Dimension::batch(8).unwrap()]).unwrap();
     assert_eq!(
         Controller::<u32, Fixed, 4>::new(big, settings(8, 0), Fixed::max()).err(),
-        Some(ControllerError::BatchAboveCapacity {
+        Some(SetupError::BatchAboveCapacity {
             batch: 8,
             capacity: 4
         })
@@ -323,7 +326,7 @@ fn bad_inputs_are_typed_errors() {
             outside
         )
         .err(),
-        Some(ControllerError::Config(ConfigError::OutOfRange {
+        Some(SetupError::Config(ConfigError::OutOfRange {
             knob: Knob::Cpu,
             index: 9,
             levels: 3
@@ -343,7 +346,7 @@ fn a_meter_that_reads_nothing_fails_calibration_clearly() {
     ctl.poll_batch(t(0), 0.0, &mut q, &mut out).unwrap();
     assert!(matches!(
         ctl.handle_batch_done(t(10), 0.0),
-        Err(ControllerError::Baseline(CostError::BadBaseline { .. }))
+        Err(BatchDoneError::Baseline(CostError::BadBaseline { .. }))
     ));
 }
 
