@@ -34,7 +34,7 @@
 //! let sysfs = Sysfs::new("/");
 //! // Saves every clock's settings before anything is written; restores on exit,
 //! // panic, Ctrl-C and SIGTERM.
-//! let mut knobs = open_knobs(&sysfs)?;
+//! let mut knobs = open_knobs(&sysfs)?.watch_signals()?;
 //! knobs.cpu.set_level(0)?;
 //! let clock = MonotonicClock::new();
 //! let source = PowerMonitor::discover(&sysfs)?.module_input_power()?;
@@ -100,7 +100,8 @@ pub use sysfs::{Error, FileWriter, Sysfs, Writer};
 #[cfg(feature = "std")]
 #[derive(Debug)]
 pub struct Knobs {
-    /// Restores every clock on drop; watches Ctrl-C and SIGTERM.
+    /// Restores every clock on drop (and on Ctrl-C and SIGTERM once
+    /// [`Knobs::watch_signals`] was called).
     pub guard: RestoreGuard,
     /// All CPU clusters (kHz).
     pub cpu: CpuFreq,
@@ -111,6 +112,16 @@ pub struct Knobs {
     pub emc: Option<EmcFreq>,
 }
 
+#[cfg(feature = "std")]
+impl Knobs {
+    /// Restores the board and exits on Ctrl-C or SIGTERM (with 130 or 143),
+    /// for programs that do not handle those signals themselves.
+    pub fn watch_signals(mut self) -> Result<Self, Error> {
+        self.guard = self.guard.watch_signals()?;
+        Ok(self)
+    }
+}
+
 /// Saves the board's clock settings, checks every file to be written can be
 /// (an [`Error::PermissionDenied`] naming the file otherwise, before any change),
 /// then opens the CPU, GPU and EMC knobs: the safe order, in one call.
@@ -119,7 +130,6 @@ pub struct Knobs {
 pub fn open_knobs(sysfs: &Sysfs) -> Result<Knobs, Error> {
     let guard = RestoreGuard::save(sysfs)?;
     guard.check_writable()?;
-    let guard = guard.watch_signals()?;
     let cpu = CpuFreq::open(sysfs)?;
     let gpu = match GpuFreq::open(sysfs) {
         Ok(g) => Some(g),

@@ -29,7 +29,8 @@
 //! ## Goals
 //! Fixed memory (capacities are const generics; `size_of` is the whole footprint),
 //! bounded work per call, typed errors instead of panics, deterministic behaviour
-//! for given inputs. Minimum Rust version: 1.88.
+//! for given inputs. Minimum Rust version: 1.91, the workspace's (set by
+//! tract, checked by CI).
 //!
 //! ## Features
 //! - `defmt` (off by default): derives `defmt::Format` for the public types and

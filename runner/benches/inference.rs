@@ -27,8 +27,9 @@ use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::by_name;
 use ecoedge_core::window::WindowSettings;
 use ecoedge_models::Builtin;
+use ecoedge_runner::board::{BoardChoice, LinuxBoard};
 use ecoedge_runner::inference::{Engine, PlanMode, TractEngine, TractOptions};
-use ecoedge_runner::service::board::{Board, BoardChoice};
+use ecoedge_runner::knobs::{KnobSet, LowerLimits};
 use ecoedge_runner::service::{RunSetup, run_workload};
 use ecoedge_runner::workload::Workload;
 use serde_json::json;
@@ -214,8 +215,8 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     // CPU-time meter, the same on every machine.
     let root = tempfile::tempdir()?;
     let clock = MonotonicClock::new();
-    let mut board = Board::open(BoardChoice::Host, root.path(), clock)?;
-    let space = board.space(BATCH as u32, [0; 3])?;
+    let mut board = LinuxBoard::open(BoardChoice::Host, root.path(), clock, None)?;
+    let space = board.space(&KnobSet::paper(), BATCH as u32, &LowerLimits::NONE)?;
     let optimizer = by_name("fixed:max", &space, 1).map_err(|e| anyhow!("{e}"))?;
     let settings = Settings {
         window: WindowSettings {
@@ -230,11 +231,13 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     let setup = RunSetup {
         workload: Workload::parse(&format!("fixed:{gap_us}us"))?,
         seed: 1,
-        duration_us: ((batches + 1) * BATCH) as u64 * gap_us,
+        duration: ecoedge_core::time::Duration::from_micros(
+            ((batches + 1) * BATCH) as u64 * gap_us,
+        ),
     };
     let stop = AtomicBool::new(false);
     let out = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |_| {})?;
-    let mut done: Vec<u64> = out.served.iter().map(|s| s.done_us).collect();
+    let mut done: Vec<u64> = out.served.iter().map(|s| s.done.as_micros()).collect();
     done.dedup();
     let served = steady_rate(&done, BATCH)?;
     let loss = 100.0 * (1.0 - served / raw);

@@ -14,7 +14,7 @@ use ecoedge_runner::workload::Workload;
 
 fn run(model: &XavierNx, workload: &str, optimizer: &str) -> usize {
     let setup = SimSetup::new(Workload::parse(workload).unwrap(), 1);
-    let space = space_of(model, [0; 3]).unwrap();
+    let space = space_of(model, &setup).unwrap();
     let out = simulate(model, by_name(optimizer, &space, 1).unwrap(), &setup).unwrap();
     out.served.len()
 }

@@ -1,17 +1,37 @@
-//! The std side of EcoEdge: the simulator board and its device models, workloads,
-//! metrics and reports, and the `ecoedge` command's subcommands.
+//! The std side of EcoEdge: real Linux boards and the service loop, the
+//! simulator board and its device models, workloads, the paper's comparison,
+//! reports, and the `ecoedge` command's subcommands.
 //!
 //! Policy lives in `ecoedge-core`; this crate supplies clocks, boards and I/O
-//! around it, thin in the manner of `quinn` around `quinn-proto`.
+//! around it, thin in the manner of `quinn` around `quinn-proto`. Its modules
+//! form a one-way graph, checked by `tests/module_graph.rs` (each imports only
+//! those to its right, transitively):
+//!
+//! | module | holds | imports |
+//! |---|---|---|
+//! | `cmd` | argument parsing and printing; nothing else imports it | any |
+//! | [`compare`] | the paper's comparison: phases, results, tables, plots | sim, report, metrics, record |
+//! | [`service`] | the real-time service loop and the library API | board, inference, knobs, record, workload |
+//! | [`sim`] | the simulator board, device models, oracle | knobs, metrics, record, workload |
+//! | [`board`] | real Linux boards (Jetson, host): meter and clock knobs | knobs |
+//! | [`device`] | device and DNN names on the command line | sim |
+//! | [`report`] | the summary JSON and CSV logs | metrics, record |
+//! | [`metrics`] | per-request cost figures of a set of requests | record |
+//! | [`record`] | [`record::Recorder`]: one run's requests, windows, refusals, for the real loop and the simulator alike | |
+//! | [`knobs`] | `--knobs`, lower limits, the one knob-space builder, applying a config | |
+//! | [`inference`] | the `Engine` trait and tract | |
+//! | [`workload`] | arrival processes | units |
+//! | [`units`], [`capacity`] | durations on the command line; queue and batch capacities | |
 
-pub mod apply;
+pub mod board;
+pub mod capacity;
 pub mod cmd;
 pub mod compare;
 pub mod device;
-pub mod host;
 pub mod inference;
+pub mod knobs;
 pub mod metrics;
-pub mod plots;
+pub mod record;
 pub mod report;
 pub mod service;
 pub mod sim;

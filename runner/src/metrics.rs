@@ -9,7 +9,7 @@ use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::quantile::LogHistogram;
 use serde::Serialize;
 
-use crate::report::Served;
+use crate::record::Served;
 
 /// Mean and tail figures of a phase (or a whole run).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
@@ -79,13 +79,14 @@ impl PhaseStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ecoedge_core::time::Instant;
 
     #[test]
     fn costs_use_the_given_baseline() {
         let served: Vec<Served> = (1..=100)
             .map(|i| Served {
-                arrival_us: 0,
-                done_us: i * 1_000,
+                arrival: Instant::ZERO,
+                done: Instant::from_micros(i * 1_000),
                 energy_j: 1.0,
                 window: 0,
             })

@@ -5,54 +5,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ecoedge_core::cost::Baseline;
 use ecoedge_core::space::{Config, Knob, Space};
-use ecoedge_core::window::WindowReport;
 use ecoedge_core::window::WindowSettings;
 use serde::Serialize;
 
 use crate::metrics::PhaseStats;
-
-/// One served request.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Served {
-    /// Arrival, microseconds.
-    pub arrival_us: u64,
-    /// Completion, microseconds.
-    pub done_us: u64,
-    /// Energy charged to it, joules.
-    pub energy_j: f64,
-    /// Window it completed in (calibration windows included).
-    pub window: u32,
-}
-
-impl Served {
-    /// Arrival to completion, seconds.
-    pub fn latency_s(&self) -> f64 {
-        (self.done_us - self.arrival_us) as f64 * 1e-6
-    }
-}
-
-/// What a run produced, on a board or in the simulator.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The knob space.
-    pub space: Space,
-    /// Every served request, in completion order.
-    pub served: Vec<Served>,
-    /// Every closed window.
-    pub windows: Vec<WindowReport>,
-    /// Requests that arrived.
-    pub arrived: u64,
-    /// Requests refused by the full queue.
-    pub refused: u64,
-    /// For each refusal, the window open when it was seen.
-    pub refused_in: Vec<u32>,
-    /// The config in force at the end.
-    pub final_config: Config,
-    /// The controller's baseline, once calibrated or given.
-    pub baseline: Option<Baseline>,
-    /// Time at the end (virtual or since start), microseconds.
-    pub end_us: u64,
-}
+use crate::record::Outcome;
 
 /// What a summary says the run was.
 #[derive(Debug, Clone)]
@@ -134,6 +91,9 @@ pub struct ConfigJson {
     pub cpu_khz: Option<u32>,
     /// GPU clock, Hz.
     pub gpu_hz: Option<u32>,
+    /// Memory (EMC) clock, Hz; left out of the JSON unless the run tunes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emc_hz: Option<u32>,
     /// Batch size.
     pub batch: u32,
 }
@@ -144,6 +104,7 @@ impl ConfigJson {
         ConfigJson {
             cpu_khz: space.knob_value(config, Knob::Cpu),
             gpu_hz: space.knob_value(config, Knob::Gpu),
+            emc_hz: space.knob_value(config, Knob::Memory),
             batch: space.batch_size(config),
         }
     }
@@ -220,8 +181,11 @@ impl Summary {
         let mhz = |v: Option<u32>, per_mhz: u32| {
             v.map_or("-".to_string(), |v| format!("{} MHz", v / per_mhz))
         };
+        let emc = c.emc_hz.map_or(String::new(), |v| {
+            format!(", EMC {}", mhz(Some(v), 1_000_000))
+        });
         println!(
-            "final:    CPU {}, GPU {}, batch {}",
+            "final:    CPU {}, GPU {}{emc}, batch {}",
             mhz(c.cpu_khz, 1_000),
             mhz(c.gpu_hz, 1_000_000),
             c.batch
@@ -293,6 +257,9 @@ struct WindowRow {
     end_s: f64,
     cpu_khz: Option<u32>,
     gpu_hz: Option<u32>,
+    /// Only in runs that tune the memory clock (every row alike).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emc_hz: Option<u32>,
     batch: u32,
     requests: u32,
     discarded: u32,
@@ -342,8 +309,8 @@ pub fn write_logs(dir: &Path, out: &Outcome, summary: &Summary) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     for s in served {
         w.serialize(RequestRow {
-            arrival_s: s.arrival_us as f64 * 1e-6,
-            done_s: s.done_us as f64 * 1e-6,
+            arrival_s: s.arrival.as_secs_f64(),
+            done_s: s.done.as_secs_f64(),
             latency_s: s.latency_s(),
             energy_j: s.energy_j,
             window: s.window,
@@ -360,6 +327,7 @@ pub fn write_logs(dir: &Path, out: &Outcome, summary: &Summary) -> Result<()> {
             end_s: r.end.as_secs_f64(),
             cpu_khz: c.cpu_khz,
             gpu_hz: c.gpu_hz,
+            emc_hz: c.emc_hz,
             batch: c.batch,
             requests: r.requests,
             discarded: r.discarded,

@@ -1,7 +1,10 @@
-//! Durations on the command line: `500us`, `50ms`, `1.5s`, `10m`, `3h`.
+//! Durations on the command line: `500us`, `50ms`, `1.5s`, `10m`, `3h`, as the
+//! core's [`Duration`].
 
-/// Parses a duration with a unit suffix into microseconds.
-pub fn parse_duration_us(s: &str) -> Result<u64, String> {
+use ecoedge_core::time::Duration;
+
+/// Parses a duration with a unit suffix.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -26,11 +29,12 @@ pub fn parse_duration_us(s: &str) -> Result<u64, String> {
     if !us.is_finite() || us > u64::MAX as f64 / 2.0 {
         return Err(format!("duration `{s}` is out of range"));
     }
-    Ok(us.round() as u64)
+    Ok(Duration::from_micros(us.round() as u64))
 }
 
-/// Formats microseconds with the largest unit that keeps it an integer.
-pub fn format_duration_us(us: u64) -> String {
+/// Formats a duration with the largest unit that keeps it an integer.
+pub fn format_duration(d: Duration) -> String {
+    let us = d.as_micros();
     for (unit, scale) in [
         ("h", 3_600_000_000),
         ("m", 60_000_000),
@@ -47,6 +51,14 @@ pub fn format_duration_us(us: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_duration_us(s: &str) -> Result<u64, String> {
+        parse_duration(s).map(Duration::as_micros)
+    }
+
+    fn format_duration_us(us: u64) -> String {
+        format_duration(Duration::from_micros(us))
+    }
 
     #[test]
     fn durations_round_trip() {

@@ -1,5 +1,5 @@
 //! Arrival processes: the workloads of SIMULATOR.md, seeded, as streams of
-//! arrival times in microseconds.
+//! arrival [`Instant`]s from the run's start.
 //!
 //! | spec | arrivals |
 //! |---|---|
@@ -22,22 +22,24 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, LogNormal, Poisson};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::units::parse_duration_us;
+use ecoedge_core::time::{Duration, Instant};
+
+use crate::units::{format_duration, parse_duration};
 
 /// A workload named on the command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Workload {
-    /// One request every `gap_us`.
+    /// One request every `gap`.
     Fixed {
-        /// Inter-arrival time, microseconds.
-        gap_us: u64,
+        /// Inter-arrival time.
+        gap: Duration,
     },
-    /// `count` requests at once every `period_us`.
+    /// `count` requests at once every `period`.
     Bursty {
         /// Requests per burst.
         count: u32,
-        /// Burst period, microseconds.
-        period_us: u64,
+        /// Burst period.
+        period: Duration,
     },
     /// Poisson arrivals at `rate` per second.
     Poisson {
@@ -81,11 +83,11 @@ impl Workload {
         })?;
         match kind {
             "fixed" => {
-                let gap_us = parse_duration_us(arg).map_err(|e| bad(&e))?;
-                if gap_us == 0 {
+                let gap = parse_duration(arg).map_err(|e| bad(&e))?;
+                if gap == Duration::ZERO {
                     return Err(bad("the inter-arrival time must be positive"));
                 }
-                Ok(Workload::Fixed { gap_us })
+                Ok(Workload::Fixed { gap })
             }
             "bursty" => {
                 let (count, period) = arg
@@ -96,11 +98,11 @@ impl Workload {
                     .ok()
                     .filter(|&c| c > 0)
                     .ok_or_else(|| bad("the burst size must be a positive integer"))?;
-                let period_us = parse_duration_us(period).map_err(|e| bad(&e))?;
-                if period_us == 0 {
+                let period = parse_duration(period).map_err(|e| bad(&e))?;
+                if period == Duration::ZERO {
                     return Err(bad("the burst period must be positive"));
                 }
-                Ok(Workload::Bursty { count, period_us })
+                Ok(Workload::Bursty { count, period })
             }
             "poisson" => {
                 let rate: f64 = arg
@@ -136,11 +138,14 @@ impl Workload {
     pub fn arrivals(&self, seed: u64) -> Result<Arrivals> {
         let rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let source = match *self {
-            Workload::Fixed { gap_us } => Source::Periodic {
-                period_us: gap_us,
+            Workload::Fixed { gap } => Source::Periodic {
+                period_us: gap.as_micros(),
                 count: 1,
             },
-            Workload::Bursty { count, period_us } => Source::Periodic { period_us, count },
+            Workload::Bursty { count, period } => Source::Periodic {
+                period_us: period.as_micros(),
+                count,
+            },
             Workload::Poisson { rate } => Source::Poisson {
                 gap: Exp::new(rate).map_err(|e| anyhow!("poisson rate {rate}: {e}"))?,
             },
@@ -162,15 +167,11 @@ impl Workload {
 impl fmt::Display for Workload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Workload::Fixed { gap_us } => {
-                write!(f, "fixed:{}", crate::units::format_duration_us(*gap_us))
+            Workload::Fixed { gap } => {
+                write!(f, "fixed:{}", format_duration(*gap))
             }
-            Workload::Bursty { count, period_us } => {
-                write!(
-                    f,
-                    "bursty:{count}@{}",
-                    crate::units::format_duration_us(*period_us)
-                )
+            Workload::Bursty { count, period } => {
+                write!(f, "bursty:{count}@{}", format_duration(*period))
             }
             Workload::Poisson { rate } => write!(f, "poisson:{rate}"),
             Workload::Trace(Trace::Bellevue) => f.write_str("trace:bellevue"),
@@ -316,7 +317,7 @@ enum Source {
     File(Vec<u64>),
 }
 
-/// A deterministic stream of arrival times (microseconds from 0, non-decreasing).
+/// A deterministic stream of arrival times (from the run's start, non-decreasing).
 #[derive(Debug, Clone)]
 pub struct Arrivals {
     source: Source,
@@ -330,9 +331,9 @@ pub struct Arrivals {
 }
 
 impl Iterator for Arrivals {
-    type Item = u64;
+    type Item = Instant;
 
-    fn next(&mut self) -> Option<u64> {
+    fn next(&mut self) -> Option<Instant> {
         let t = match &mut self.source {
             Source::Periodic { period_us, count } => {
                 let t = self.next_slot * *period_us;
@@ -363,7 +364,7 @@ impl Iterator for Arrivals {
                 t
             }
         };
-        Some(t)
+        Some(Instant::from_micros(t))
     }
 }
 
@@ -442,12 +443,16 @@ mod tests {
             .arrivals(seed)
             .unwrap()
             .take(n)
+            .map(Instant::as_micros)
             .collect()
     }
 
     fn rate_over(spec: &str, seconds: u64) -> f64 {
         let a = Workload::parse(spec).unwrap().arrivals(1).unwrap();
-        let n = a.take_while(|&t| t < seconds * 1_000_000).count();
+        let n = a
+            .map(Instant::as_micros)
+            .take_while(|&t| t < seconds * 1_000_000)
+            .count();
         n as f64 / seconds as f64
     }
 
@@ -509,6 +514,7 @@ mod tests {
             .unwrap()
             .arrivals(3)
             .unwrap()
+            .map(Instant::as_micros)
             .take_while(|&t| t < 3_600_000_000)
             .collect();
         let green = a
@@ -521,6 +527,7 @@ mod tests {
             .unwrap()
             .arrivals(3)
             .unwrap()
+            .map(Instant::as_micros)
             .take_while(|&t| t < 3_600_000_000)
             .collect();
         let head = a.iter().filter(|&&t| t % 60_000_000 < 2_000_000).count() as f64 / 2.0;

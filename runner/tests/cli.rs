@@ -240,6 +240,49 @@ fn bad_input_gets_one_clear_line() {
     fails_clearly(&["sim", "--alpha", "2"], "--alpha");
     fails_clearly(&["sim", "--window", "10", "--warmup", "10"], "warm-up");
     fails_clearly(&["sim", "--windows", "0"], "--windows");
+    fails_clearly(&["sim", "--knobs", "cpu,fan"], "unknown knob `fan`");
+}
+
+#[test]
+fn sim_tunes_the_memory_clock_only_when_asked() {
+    let three = json(&["sim", "--model", "bert-tiny", "--windows", "40", "--json"]);
+    assert!(three["final_config"].get("emc_hz").is_none(), "{three}");
+    let dir = tempfile::tempdir().unwrap();
+    let four = json(&[
+        "sim",
+        "--model",
+        "bert-tiny",
+        "--workload",
+        "fixed:90ms",
+        "--knobs",
+        "cpu,gpu,batch,emc",
+        "--windows",
+        "120",
+        "--log-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    let emc = four["final_config"]["emc_hz"].as_u64().unwrap();
+    assert!(emc < 1_600_000_000, "{four}");
+    let windows = std::fs::read_to_string(dir.path().join("windows.csv")).unwrap();
+    assert!(windows.starts_with("window,end_s,cpu_khz,gpu_hz,emc_hz,batch,"));
+    // A profile is measured at one memory clock: it cannot tune it.
+    let p = dir.path().join("nx.csv");
+    assert!(
+        ecoedge(&["profile", "--out", p.to_str().unwrap()])
+            .status
+            .success()
+    );
+    fails_clearly(
+        &[
+            "sim",
+            "--device",
+            p.to_str().unwrap(),
+            "--knobs",
+            "cpu,gpu,batch,emc",
+        ],
+        "no memory (EMC) levels",
+    );
 }
 
 fn board_json(board: &FakeBoard) -> Value {

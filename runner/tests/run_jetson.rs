@@ -1,6 +1,7 @@
 //! `ecoedge run --board auto` on a fake Xavier NX tree: the Jetson is detected,
-//! CPU and GPU clocks join the knob space, energy comes from the module's input
-//! rail, and every clock file is back as it was after the run.
+//! CPU and GPU clocks (and the memory clock when asked) join the knob space,
+//! energy comes from the module's input rail, and every clock file is back as
+//! it was after the run.
 
 use std::process::Command;
 
@@ -19,38 +20,48 @@ fn clock_files(board: &FakeBoard) -> Vec<(String, String)> {
         let path = format!("/sys/devices/gpu.0/devfreq/17000000.gv11b/{f}");
         files.push((path.clone(), board.read(&path)));
     }
+    for f in ["mrq_rate_locked", "rate"] {
+        let path = format!("/sys/kernel/debug/bpmp/debug/clk/emc/{f}");
+        files.push((path.clone(), board.read(&path)));
+    }
     files
+}
+
+/// `ecoedge run` on `board` for 2 s of `mlp` with `extra` flags.
+fn run(board: &FakeBoard, extra: &[&str]) -> std::process::Output {
+    let cache = tempfile::tempdir().unwrap();
+    let root = board.root().to_str().unwrap().to_string();
+    let mut args = vec![
+        "run",
+        "--board",
+        "auto",
+        "--sysfs-root",
+        &root,
+        "--model",
+        "mlp",
+        "--workload",
+        "fixed:4ms",
+        "--duration",
+        "2s",
+        "--window",
+        "32",
+        "--warmup",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_ecoedge"))
+        .args(&args)
+        .env("ECOEDGE_CACHE", cache.path())
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn run_tunes_a_fake_xavier_nx_and_restores_it() {
     let board = FakeBoard::xavier_nx_jp5();
     let before = clock_files(&board);
-    let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ecoedge"))
-        .args([
-            "run",
-            "--board",
-            "auto",
-            "--sysfs-root",
-            board.root().to_str().unwrap(),
-            "--model",
-            "mlp",
-            "--workload",
-            "fixed:4ms",
-            "--duration",
-            "2s",
-            "--window",
-            "32",
-            "--warmup",
-            "2",
-            "--optimizer",
-            "random",
-            "--json",
-        ])
-        .env("ECOEDGE_CACHE", cache.path())
-        .output()
-        .unwrap();
+    let out = run(&board, &["--optimizer", "random"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -60,5 +71,68 @@ fn run_tunes_a_fake_xavier_nx_and_restores_it() {
     let c = &s["final_config"];
     assert!(c["cpu_khz"].as_u64().is_some(), "{c}");
     assert!(c["gpu_hz"].as_u64().is_some(), "{c}");
+    assert!(
+        c.get("emc_hz").is_none(),
+        "the memory clock only when asked: {c}"
+    );
     assert_eq!(clock_files(&board), before, "clocks restored");
+}
+
+#[test]
+fn run_tunes_four_knobs_with_the_memory_clock_and_restores_them() {
+    let board = FakeBoard::xavier_nx_jp5();
+    let before = clock_files(&board);
+    let logs = tempfile::tempdir().unwrap();
+    let out = run(
+        &board,
+        &[
+            "--optimizer",
+            "random",
+            "--knobs",
+            "cpu,gpu,batch,emc",
+            "--log-dir",
+            logs.path().to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let emc = s["final_config"]["emc_hz"].as_u64().unwrap();
+    assert!(ecoedge_tests::sysfs::XAVIER_NX_EMC_KHZ.contains(&((emc / 1000) as u32)));
+    // The random search pinned the memory clock at several levels: the fake
+    // firmware took each (locked, then the rate).
+    let windows = std::fs::read_to_string(logs.path().join("windows.csv")).unwrap();
+    let column = windows
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|c| c == "emc_hz")
+        .unwrap();
+    let levels: std::collections::BTreeSet<&str> = windows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(column).unwrap())
+        .collect();
+    assert!(levels.len() > 1, "{levels:?}");
+    assert_eq!(clock_files(&board), before, "clocks restored");
+}
+
+#[test]
+fn an_i2c_meter_the_kernel_owns_is_refused_before_any_change() {
+    let board = FakeBoard::xavier_nx_jp5();
+    let before = clock_files(&board);
+    let out = run(&board, &["--meter", "i2c:/dev/i2c-7@0x40"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("--meter i2c:/dev/i2c-7@0x40:1"), "{stderr}");
+    assert!(stderr.contains("unbind"), "{stderr}");
+    let out = run(&board, &["--meter", "i2c:/dev/i2c-9@0x40"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("/dev/i2c-9"), "{stderr}");
+    let out = run(&board, &["--meter", "spi:/dev/x"]);
+    assert!(!out.status.success());
+    assert_eq!(clock_files(&board), before);
 }

@@ -7,9 +7,10 @@ use ecoedge_core::optimizer::{Fixed, by_name};
 use ecoedge_core::space::Knob;
 use ecoedge_core::time::Duration;
 use ecoedge_runner::metrics::PhaseStats;
+use ecoedge_runner::record::Outcome;
 use ecoedge_runner::sim::model::{DnnKind, XavierNx};
 use ecoedge_runner::sim::oracle::{best_static, reference_baseline};
-use ecoedge_runner::sim::{Outcome, SimSetup, Stop, simulate, space_of};
+use ecoedge_runner::sim::{SimSetup, Stop, simulate, space_of};
 use ecoedge_runner::workload::Workload;
 
 fn resnet() -> XavierNx {
@@ -23,7 +24,7 @@ fn setup(workload: &str, stop: Stop) -> SimSetup {
 }
 
 fn fixed(model: &XavierNx, idx: [usize; 3], s: &SimSetup) -> Outcome {
-    let space = space_of(model, [0; 3]).unwrap();
+    let space = space_of(model, s).unwrap();
     simulate(model, Fixed::new(space.config(&idx).unwrap()), s).unwrap()
 }
 
@@ -32,7 +33,7 @@ fn conserved(out: &Outcome) {
     // At most a partial batch and a full queue can be left.
     assert!(pending <= 16 + 1023, "pending {pending}");
     for s in &out.served {
-        assert!(s.done_us > s.arrival_us);
+        assert!(s.done > s.arrival);
     }
 }
 
@@ -59,7 +60,7 @@ fn overload_fills_the_queue_and_refusals_are_counted() {
     let out = fixed(
         &m,
         [0, 0, 0],
-        &setup("fixed:10ms", Stop::Duration(60_000_000)),
+        &setup("fixed:10ms", Stop::Duration(Duration::from_secs(60))),
     );
     conserved(&out);
     assert!(out.refused > 4_000, "refused {}", out.refused);
@@ -71,9 +72,9 @@ fn overload_fills_the_queue_and_refusals_are_counted() {
 #[test]
 fn same_seed_same_run_other_seed_other_run() {
     let m = resnet();
-    let space = space_of(&m, [0; 3]).unwrap();
     let run = |seed: u64| {
-        let mut s = setup("trace:twitter", Stop::Duration(600_000_000));
+        let mut s = setup("trace:twitter", Stop::Duration(Duration::from_secs(600)));
+        let space = space_of(&m, &s).unwrap();
         s.seed = seed;
         let out = simulate(&m, by_name("ecogd", &space, seed).unwrap(), &s).unwrap();
         (
@@ -107,8 +108,8 @@ fn max_wait_bounds_latency_at_low_load() {
 #[test]
 fn dvfs_governors_lower_idle_power_at_light_load() {
     let m = resnet();
-    let space = space_of(&m, [0; 3]).unwrap();
     let s = setup("fixed:90ms", Stop::Windows(10));
+    let space = space_of(&m, &s).unwrap();
     let dvfs = simulate(&m, by_name("dvfs", &space, 1).unwrap(), &s).unwrap();
     let pinned = fixed(&m, [24, 14, 7], &s);
     let b = Baseline::new(1.0, 1.0).unwrap();
@@ -143,9 +144,9 @@ fn frequency_transitions_are_charged() {
     let mut s = setup("fixed:50ms", Stop::Windows(4));
     // A given baseline skips calibration: the fixed config is set at time 0.
     s.settings.baseline = Some(Baseline::new(1.0, 1.0).unwrap());
-    s.transition_us = 0;
+    s.transition = Duration::ZERO;
     let instant = fixed(&m, [0, 0, 0], &s);
-    s.transition_us = 200_000;
+    s.transition = Duration::from_millis(200);
     let slow = fixed(&m, [0, 0, 0], &s);
     // With a 200 ms transition the first batches still run at the max clocks.
     assert!(slow.served[0].latency_s() < instant.served[0].latency_s());
@@ -176,5 +177,49 @@ fn the_oracle_beats_every_knob_at_max() {
     assert!(
         (max_cost - 1.0).abs() < 0.02,
         "max config costs {max_cost} against its own baseline"
+    );
+}
+
+#[test]
+fn ecogd_searches_the_memory_clock_as_a_fourth_knob() {
+    let m = XavierNx::new(DnnKind::BertTiny);
+    let mut s = setup("fixed:90ms", Stop::Windows(150));
+    s.knobs = "cpu,gpu,batch,emc".parse().unwrap();
+    let space = space_of(&m, &s).unwrap();
+    let knobs: Vec<Knob> = space.dims().iter().map(|d| d.knob()).collect();
+    assert_eq!(knobs, [Knob::Cpu, Knob::Gpu, Knob::Memory, Knob::Batch]);
+    let four = simulate(&m, by_name("ecogd", &space, 1).unwrap(), &s).unwrap();
+    conserved(&four);
+    let emc = space.position(Knob::Memory).unwrap();
+    let levels: std::collections::BTreeSet<usize> =
+        four.windows.iter().map(|w| w.config.index(emc)).collect();
+    assert!(levels.len() > 2, "EcoGD tried memory levels {levels:?}");
+    let top = space.dims()[emc].max_index();
+    assert!(
+        four.final_config.index(emc) < top,
+        "{:?}",
+        four.final_config
+    );
+    // Light load: the board idles most of the time, so a lower memory clock
+    // pays; with the memory clock as a knob the run costs less than without.
+    let mut three = s.clone();
+    three.knobs = Default::default();
+    let space3 = space_of(&m, &three).unwrap();
+    let three = simulate(&m, by_name("ecogd", &space3, 1).unwrap(), &three).unwrap();
+    let b = reference_baseline(&m, &s).unwrap();
+    let cost = |o: &Outcome| {
+        PhaseStats::of(
+            o.served.iter().filter(|r| r.window >= 100),
+            &b,
+            Alpha::default(),
+            0,
+        )
+        .mean_cost
+    };
+    assert!(
+        cost(&four) < cost(&three),
+        "{} vs {}",
+        cost(&four),
+        cost(&three)
     );
 }

@@ -135,7 +135,7 @@ fn a_failing_clock_does_not_stop_the_others_from_being_restored() {
 /// The guard's thread must restore and exit with 128 + signal.
 fn child(root: &str, signal: i32) {
     let sysfs = Sysfs::new(root);
-    let mut knobs = open_knobs(&sysfs).unwrap();
+    let mut knobs = open_knobs(&sysfs).unwrap().watch_signals().unwrap();
     knobs.cpu.set_level(0).unwrap();
     knobs.gpu.as_mut().unwrap().set_level(0).unwrap();
     knobs.emc.as_mut().unwrap().set_level(0).unwrap();

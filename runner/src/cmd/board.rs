@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use ecoedge_bsp_jetson::report::{BoardReport, report};
+use ecoedge_bsp_jetson::sampler::PowerSource;
+use ecoedge_bsp_jetson::{MeterSpec, Sysfs, open_i2c_meter};
+use serde::Serialize;
 
 /// Arguments of `ecoedge board`.
 #[derive(Debug, Clone, Args)]
@@ -12,20 +15,57 @@ pub struct BoardArgs {
     /// Root under which /sys and /proc are read (a fake tree, a container mount).
     #[arg(long, default_value = "/")]
     pub sysfs_root: PathBuf,
+    /// Also read an INA3221 channel directly over Linux I2C:
+    /// i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
+    #[arg(long)]
+    pub meter: Option<MeterSpec>,
     /// Print the report as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
 
+/// A reading of the `--meter` rail.
+#[derive(Debug, Serialize)]
+struct MeterReading {
+    /// The spec, as given.
+    spec: String,
+    /// Power now, watts.
+    power_w: f64,
+}
+
 /// `ecoedge board`.
 pub fn run(args: &BoardArgs) -> Result<()> {
     let r = report(&args.sysfs_root)?;
+    let meter = args
+        .meter
+        .as_ref()
+        .map(|spec| {
+            read_meter(spec, &Sysfs::new(&args.sysfs_root))
+                .with_context(|| format!("--meter {spec}"))
+        })
+        .transpose()?;
     if args.json {
-        println!("{}", serde_json::to_string(&r)?);
+        let mut doc = serde_json::to_value(&r)?;
+        if let Some(m) = &meter {
+            doc["meter"] = serde_json::to_value(m)?;
+        }
+        println!("{doc}");
     } else {
         print_report(&r);
+        if let Some(m) = &meter {
+            println!("meter:  {} {:>7.0} mW", m.spec, m.power_w * 1e3);
+        }
     }
     Ok(())
+}
+
+fn read_meter(spec: &MeterSpec, sysfs: &Sysfs) -> Result<MeterReading> {
+    let mut rail = open_i2c_meter(spec, sysfs)?;
+    let power_w = rail.power_w().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(MeterReading {
+        spec: spec.to_string(),
+        power_w,
+    })
 }
 
 fn mhz(levels: &[u32], per_mhz: u32) -> String {

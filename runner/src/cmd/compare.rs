@@ -1,20 +1,17 @@
 //! `ecoedge compare`: the paper's evaluation, as tables, JSON and plots.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
+use ecoedge_core::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
-use serde::Serialize;
 
-use crate::cmd::sim::{MeasureArgs, optimizer_named, setup};
-use crate::compare::{Prepared, RunFigures, Task, prepare, run_task};
+use super::measure::MeasureArgs;
+use super::sim::setup;
+use crate::compare::{Comparison, report_text, write_out};
 use crate::device;
-use crate::metrics::PhaseStats;
-use crate::plots;
-use crate::report::ConfigJson;
+use crate::units::parse_duration;
 use crate::workload::{PAPER_SUITE, Workload};
 
 /// The optimizers compared by default (the paper's set and the oracle).
@@ -48,8 +45,8 @@ pub struct CompareArgs {
     #[arg(long, conflicts_with = "duration")]
     pub windows: Option<u32>,
     /// Virtual time per run, e.g. 3h (default for traces).
-    #[arg(long, value_parser = crate::units::parse_duration_us)]
-    pub duration: Option<u64>,
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     #[command(flatten)]
     pub measure: MeasureArgs,
     /// Write tables, results.json and plots (SVG and PNG) here.
@@ -58,242 +55,6 @@ pub struct CompareArgs {
     /// Print the results as one JSON document.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Min, max and standard deviation over repeats.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Spread {
-    /// Smallest.
-    pub min: f64,
-    /// Largest.
-    pub max: f64,
-    /// Standard deviation (population).
-    pub std: f64,
-}
-
-impl Spread {
-    fn of(values: &[f64]) -> Self {
-        let n = values.len().max(1) as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        Spread {
-            min: values.iter().copied().fold(f64::INFINITY, f64::min),
-            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            std: (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt(),
-        }
-    }
-}
-
-/// Spreads of the headline figures over repeats.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Spreads {
-    /// Of the overall mean cost.
-    pub overall_mean_cost: Spread,
-    /// Of the overall p99 cost.
-    pub overall_p99_cost: Spread,
-    /// Of the after-convergence mean cost.
-    pub after_mean_cost: Spread,
-}
-
-/// One optimizer on one workload, means over repeats (CLI.md schema).
-#[derive(Debug, Clone, Serialize)]
-pub struct ResultJson {
-    /// Workload spec.
-    pub workload: String,
-    /// Optimizer name.
-    pub optimizer: String,
-    /// Before convergence.
-    pub during: PhaseStats,
-    /// From convergence on.
-    pub after: PhaseStats,
-    /// Whole run.
-    pub overall: PhaseStats,
-    /// Mean convergence window over repeats; null unless every repeat settled.
-    pub converge_window: Option<f64>,
-    /// Repeats that settled.
-    pub converged_repeats: u32,
-    /// Windows per run.
-    pub windows: usize,
-    /// Final config of repeat 0.
-    pub final_config: ConfigJson,
-    /// Spread over repeats.
-    pub spread: Spreads,
-    /// Mean cost per window, averaged over repeats (for plots).
-    #[serde(skip)]
-    pub series: Vec<f64>,
-}
-
-/// A workload's reference baseline.
-#[derive(Debug, Clone, Serialize)]
-pub struct BaselineJson {
-    /// Workload spec.
-    pub workload: String,
-    /// E0, joules per request.
-    pub energy_j: f64,
-    /// L0, seconds per request.
-    pub latency_s: f64,
-}
-
-/// EcoGD's cost reductions against the baselines (overall phase).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Headline {
-    /// Largest mean-cost reduction, percent.
-    pub mean_cost_max_pct: f64,
-    /// Average mean-cost reduction, percent.
-    pub mean_cost_avg_pct: f64,
-    /// Largest p99-cost reduction, percent.
-    pub tail_cost_max_pct: f64,
-    /// Average p99-cost reduction, percent.
-    pub tail_cost_avg_pct: f64,
-    /// Workload-baseline pairs compared.
-    pub pairs: usize,
-}
-
-/// The `--json` document.
-#[derive(Debug, Clone, Serialize)]
-pub struct CompareJson {
-    /// Device model.
-    pub device: String,
-    /// DNN.
-    pub model: String,
-    /// Energy weight.
-    pub alpha: f64,
-    /// Seed of repeat 0.
-    pub seed: u64,
-    /// Reruns.
-    pub repeats: u32,
-    /// Per workload and optimizer.
-    pub results: Vec<ResultJson>,
-    /// E0, L0 per workload.
-    pub baselines: Vec<BaselineJson>,
-    /// EcoGD against the baselines, when both were compared.
-    pub headline: Option<Headline>,
-}
-
-fn mean_stats(s: &[&PhaseStats]) -> PhaseStats {
-    let n = s.len().max(1) as f64;
-    let m = |f: &dyn Fn(&PhaseStats) -> f64| s.iter().map(|x| f(x)).sum::<f64>() / n;
-    let c = |f: &dyn Fn(&PhaseStats) -> u64| {
-        (s.iter().map(|x| f(x)).sum::<u64>() as f64 / n).round() as u64
-    };
-    PhaseStats {
-        mean_cost: m(&|x| x.mean_cost),
-        p95_cost: m(&|x| x.p95_cost),
-        p99_cost: m(&|x| x.p99_cost),
-        mean_energy_j: m(&|x| x.mean_energy_j),
-        mean_latency_s: m(&|x| x.mean_latency_s),
-        p50_latency_s: m(&|x| x.p50_latency_s),
-        p95_latency_s: m(&|x| x.p95_latency_s),
-        p99_latency_s: m(&|x| x.p99_latency_s),
-        served: c(&|x| x.served),
-        refused: c(&|x| x.refused),
-    }
-}
-
-fn aggregate(workload: &str, optimizer: &str, runs: &[RunFigures]) -> ResultJson {
-    let stats = |f: &dyn Fn(&RunFigures) -> &PhaseStats| {
-        mean_stats(&runs.iter().map(f).collect::<Vec<_>>())
-    };
-    let converged: Vec<usize> = runs.iter().filter_map(|r| r.converge_window).collect();
-    let len = runs.iter().map(|r| r.series.len()).min().unwrap_or(0);
-    let series = (0..len)
-        .map(|i| runs.iter().map(|r| r.series[i]).sum::<f64>() / runs.len() as f64)
-        .collect();
-    let values = |f: &dyn Fn(&RunFigures) -> f64| runs.iter().map(f).collect::<Vec<_>>();
-    ResultJson {
-        workload: workload.to_string(),
-        optimizer: optimizer.to_string(),
-        during: stats(&|r| &r.during),
-        after: stats(&|r| &r.after),
-        overall: stats(&|r| &r.overall),
-        converge_window: (converged.len() == runs.len() && !runs.is_empty())
-            .then(|| converged.iter().sum::<usize>() as f64 / converged.len() as f64),
-        converged_repeats: converged.len() as u32,
-        windows: runs.first().map_or(0, |r| r.windows),
-        final_config: runs[0].final_config,
-        spread: Spreads {
-            overall_mean_cost: Spread::of(&values(&|r| r.overall.mean_cost)),
-            overall_p99_cost: Spread::of(&values(&|r| r.overall.p99_cost)),
-            after_mean_cost: Spread::of(&values(&|r| r.after.mean_cost)),
-        },
-        series,
-    }
-}
-
-/// EcoGD's reductions against the baselines: every other optimizer but the
-/// oracle and EcoGD's own variants (`ecogd:paper`).
-pub fn headline(results: &[ResultJson]) -> Option<Headline> {
-    let mut mean = Vec::new();
-    let mut tail = Vec::new();
-    for eco in results.iter().filter(|r| r.optimizer == "ecogd") {
-        for other in results.iter().filter(|r| {
-            r.workload == eco.workload
-                && !r.optimizer.starts_with("ecogd")
-                && r.optimizer != "oracle"
-        }) {
-            mean.push(100.0 * (1.0 - eco.overall.mean_cost / other.overall.mean_cost));
-            tail.push(100.0 * (1.0 - eco.overall.p99_cost / other.overall.p99_cost));
-        }
-    }
-    if mean.is_empty() {
-        return None;
-    }
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    Some(Headline {
-        mean_cost_max_pct: max(&mean),
-        mean_cost_avg_pct: avg(&mean),
-        tail_cost_max_pct: max(&tail),
-        tail_cost_avg_pct: avg(&tail),
-        pairs: mean.len(),
-    })
-}
-
-/// The markdown table of one workload.
-pub fn table(results: &[ResultJson], workload: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "### {workload}\n");
-    let _ = writeln!(
-        s,
-        "| optimizer | converged at | during mean | during p99 | after mean | after p99 | overall mean | overall p99 | energy/req (mJ) | latency mean (ms) | latency p99 (ms) | served | refused | final config (CPU MHz, GPU MHz, batch) |"
-    );
-    let _ = writeln!(
-        s,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for r in results.iter().filter(|r| r.workload == workload) {
-        let c = r.final_config;
-        let mhz = |v: Option<u32>, d: u32| v.map_or("gov".to_string(), |v| (v / d).to_string());
-        let _ = writeln!(
-            s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {}, {}, {} |",
-            r.optimizer,
-            r.converge_window
-                .map_or("-".to_string(), |w| format!("{w:.0}")),
-            r.during.mean_cost,
-            r.during.p99_cost,
-            r.after.mean_cost,
-            r.after.p99_cost,
-            r.overall.mean_cost,
-            r.overall.p99_cost,
-            r.overall.mean_energy_j * 1e3,
-            r.overall.mean_latency_s * 1e3,
-            r.overall.p99_latency_s * 1e3,
-            r.overall.served,
-            r.overall.refused,
-            mhz(c.cpu_khz, 1_000),
-            mhz(c.gpu_hz, 1_000_000),
-            c.batch,
-        );
-    }
-    s
-}
-
-/// The paper's conclusion, in its words.
-pub fn headline_text(h: &Headline) -> String {
-    format!(
-        "EcoGD lowers mean cost by up to {:.0}% ({:.0}% on average) and tail (p99) cost by up to {:.0}% ({:.0}% on average) against the baselines ({} workload-baseline pairs).",
-        h.mean_cost_max_pct, h.mean_cost_avg_pct, h.tail_cost_max_pct, h.tail_cost_avg_pct, h.pairs
-    )
 }
 
 /// `ecoedge compare`.
@@ -308,110 +69,40 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if args.repeats == 0 {
         bail!("--repeats must be at least 1");
     }
-    let optimizers: Vec<String> = args
-        .optimizers
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect();
-    let workloads = specs
+    let setups = specs
         .iter()
-        .map(|s| Workload::parse(s))
+        .map(|s| {
+            let w = Workload::parse(s)?;
+            setup(&w, args.seed, args.windows, args.duration, &args.measure)
+        })
         .collect::<Result<Vec<_>>>()?;
-    let setups = workloads
-        .iter()
-        .map(|w| setup(w, args.seed, args.windows, args.duration, &args.measure))
-        .collect::<Result<Vec<_>>>()?;
-    // Check every optimizer name before minutes of work.
-    let space = crate::sim::space_of(model.as_ref(), setups[0].lower_limits)?;
-    for o in optimizers.iter().filter(|o| *o != "oracle") {
-        optimizer_named(o, &space, 0).context("--optimizers")?;
-    }
+    let comparison = Comparison {
+        device: args.device.clone(),
+        model: args.model.clone(),
+        device_model: model.as_ref(),
+        setups,
+        optimizers: args
+            .optimizers
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect(),
+        repeats: args.repeats,
+    };
+    comparison.check()?;
 
-    let bar = ProgressBar::new(
-        (workloads.len() + workloads.len() * optimizers.len() * args.repeats as usize) as u64,
-    )
-    .with_style(
+    let bar = ProgressBar::new(comparison.steps()).with_style(
         ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed}")
             .expect("valid template"),
     );
-    bar.set_message("baselines");
-    let wants_oracle = optimizers.iter().any(|o| o == "oracle");
-    let prepared: Vec<Prepared> = prepare(model.as_ref(), setups, wants_oracle)?;
-    bar.inc(workloads.len() as u64);
-    bar.set_message("runs");
-    let tasks: Vec<Task> = (0..workloads.len())
-        .flat_map(|w| {
-            optimizers.iter().flat_map(move |o| {
-                (0..args.repeats).map(move |repeat| Task {
-                    workload: w,
-                    optimizer: o.clone(),
-                    repeat,
-                })
-            })
-        })
-        .collect();
-    let figures = tasks
-        .par_iter()
-        .map(|t| {
-            let r = run_task(model.as_ref(), &prepared, t)
-                .with_context(|| format!("{} on {}", t.optimizer, specs[t.workload]));
-            bar.inc(1);
-            r
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let doc = comparison.run(&|done, stage| {
+        bar.set_message(stage);
+        bar.inc(done);
+    })?;
     bar.finish_and_clear();
 
-    let mut results = Vec::new();
-    for (w, spec) in workloads.iter().enumerate() {
-        for o in &optimizers {
-            let runs: Vec<RunFigures> = tasks
-                .iter()
-                .zip(&figures)
-                .filter(|(t, _)| t.workload == w && &t.optimizer == o)
-                .map(|(_, f)| f.clone())
-                .collect();
-            results.push(aggregate(&spec.to_string(), o, &runs));
-        }
-    }
-    let doc = CompareJson {
-        device: args.device.clone(),
-        model: args.model.clone(),
-        alpha: args.measure.alpha,
-        seed: args.seed,
-        repeats: args.repeats,
-        baselines: workloads
-            .iter()
-            .zip(&prepared)
-            .map(|(w, p)| BaselineJson {
-                workload: w.to_string(),
-                energy_j: p.baseline.energy_j(),
-                latency_s: p.baseline.latency_s(),
-            })
-            .collect(),
-        headline: headline(&results),
-        results,
-    };
-    let mut text = format!(
-        "## {} on {} (alpha {}, seed {}, {} repeats)\n\n",
-        doc.model, doc.device, doc.alpha, doc.seed, doc.repeats
-    );
-    for w in &workloads {
-        text.push_str(&table(&doc.results, &w.to_string()));
-        text.push('\n');
-    }
-    if let Some(h) = &doc.headline {
-        text.push_str(&headline_text(h));
-        text.push('\n');
-    }
+    let text = report_text(&doc);
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(dir.join("tables.md"), &text)
-            .with_context(|| format!("cannot write into {}", dir.display()))?;
-        std::fs::write(
-            dir.join("results.json"),
-            serde_json::to_string_pretty(&doc)? + "\n",
-        )?;
-        plots::write_all(dir, &doc)?;
+        write_out(dir, &doc, &text)?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&doc)?);

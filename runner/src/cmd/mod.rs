@@ -2,6 +2,7 @@
 
 pub mod board;
 pub mod compare;
+pub mod measure;
 pub mod profile;
 pub mod run;
 pub mod sim;

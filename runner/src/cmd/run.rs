@@ -8,19 +8,22 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use ecoedge_bsp_jetson::MonotonicClock;
+use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::{AnyOptimizer, by_name};
+use ecoedge_core::time::Duration as CoreDuration;
 use ecoedge_models::Builtin;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::cmd::sim::MeasureArgs;
+use super::measure::MeasureArgs;
+use crate::board::{BoardChoice, LinuxBoard};
+use crate::capacity::MAX_BATCH;
 use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
+use crate::record::Outcome;
 use crate::report::{self, Meta, Summary};
-use crate::service::board::{Board, BoardChoice};
-use crate::service::{MAX_BATCH, Outcome, RunSetup, run_workload};
-use crate::units::parse_duration_us;
+use crate::service::{RunSetup, run_workload};
+use crate::units::parse_duration;
 use crate::workload::Workload;
 
 /// Arguments of `ecoedge run`.
@@ -32,6 +35,10 @@ pub struct RunArgs {
     /// Root under which /sys is read and written (a fake tree, a container mount).
     #[arg(long, default_value = "/")]
     pub sysfs_root: PathBuf,
+    /// Read energy from an INA3221 over Linux I2C instead of the board's own
+    /// meter: i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
+    #[arg(long)]
+    pub meter: Option<MeterSpec>,
     /// DNN: resnet50, bert-tiny, mlp (generated on first use) or an ONNX file.
     /// bert-tiny by default: any CPU serves the default 20 requests/s with it,
     /// while ResNet-50 at that rate needs the Jetson's GPU.
@@ -41,8 +48,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "fixed:50ms")]
     pub workload: String,
     /// How long requests arrive (then the queue is drained), e.g. 60s, 10m.
-    #[arg(long, default_value = "60s", value_parser = parse_duration_us)]
-    pub duration: u64,
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: CoreDuration,
     /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, dvfs, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
     #[arg(long, default_value = "ecogd")]
     pub optimizer: String,
@@ -89,7 +96,7 @@ pub fn model_path(model: &str) -> Result<PathBuf> {
 /// `ecoedge run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let workload = Workload::parse(&args.workload)?;
-    if args.duration == 0 {
+    if args.duration == CoreDuration::ZERO {
         bail!("--duration must be positive");
     }
     if args.max_batch == 0 || args.max_batch as usize > MAX_BATCH {
@@ -151,11 +158,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     );
 
     let clock = MonotonicClock::new();
-    let mut board = Board::open(args.board, &args.sysfs_root, clock)?;
+    let mut board = LinuxBoard::open(args.board, &args.sysfs_root, clock, args.meter.as_ref())?;
     for note in &board.notes {
         eprintln!("{}: {note}", board.name);
     }
-    let space = board.space(args.max_batch, limits)?;
+    let space = board.space(&args.measure.knobs, args.max_batch, &limits)?;
     let optimizer: AnyOptimizer = by_name(&args.optimizer, &space, args.seed)
         .map_err(|e| anyhow!("--optimizer {}: {e}", args.optimizer))?;
     let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
@@ -170,22 +177,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
         bail!("interrupted before serving began");
     }
 
-    let bar = ProgressBar::new(args.duration / 1000).with_style(
+    let bar = ProgressBar::new(args.duration.as_micros() / 1000).with_style(
         ProgressStyle::with_template("{bar:30} {elapsed}/{duration} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let setup = RunSetup {
         workload: workload.clone(),
         seed: args.seed,
-        duration_us: args.duration,
+        duration: args.duration,
     };
-    let start_us = ecoedge_bsp_jetson::sampler::Clock::now(&clock).as_micros();
-    let mut last_draw = 0u64;
+    let start = ecoedge_bsp_jetson::sampler::Clock::now(&clock);
+    let mut last_draw = start;
+    let redraw = CoreDuration::from_millis(100);
     let result = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |p| {
         // Redraw at most ten times a second: the bar must not cost throughput.
-        if p.now_us >= last_draw + 100_000 {
-            last_draw = p.now_us;
-            bar.set_position((p.now_us - start_us) / 1000);
+        if p.now >= last_draw + redraw {
+            last_draw = p.now;
+            bar.set_position(p.now.saturating_since(start).as_micros() / 1000);
             bar.set_message(format!(
                 "{} served, {} windows, batch {}",
                 p.served, p.windows, p.batch
@@ -206,7 +214,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         &summary,
         args.log_dir.as_deref(),
         args.json,
-        &format!("{:.1} s", out.end_us.saturating_sub(start_us) as f64 * 1e-6),
+        &format!("{:.1} s", out.end.saturating_since(start).as_secs_f64()),
     )?;
     Ok(())
 }
@@ -215,7 +223,7 @@ fn summarise(
     args: &RunArgs,
     settings: &Settings,
     workload: &Workload,
-    board: &Board,
+    board: &LinuxBoard,
     out: &Outcome,
 ) -> Summary {
     let meta = Meta {

@@ -2,89 +2,17 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
-use ecoedge_core::controller::Settings;
-use ecoedge_core::cost::{Alpha, EnergyScope};
-use ecoedge_core::optimizer::{AnyOptimizer, Fixed, NameError, by_name};
-use ecoedge_core::space::Space;
-use ecoedge_core::window::WindowSettings;
+use anyhow::{Result, bail};
+use clap::Args;
+use ecoedge_core::time::Duration;
 
+use super::measure::MeasureArgs;
 use crate::device;
 use crate::report::{self, Meta, Summary};
-use crate::sim::model::DeviceModel;
-use crate::sim::{Outcome, SimSetup, Stop, oracle, simulate, space_of};
-use crate::units::parse_duration_us;
+use crate::sim::named::simulate_named;
+use crate::sim::{SimSetup, Stop};
+use crate::units::parse_duration;
 use crate::workload::Workload;
-
-/// Which lower search limits to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Limits {
-    /// The full space the slides describe (default).
-    Full,
-    /// The original code's limits: CPU and GPU level index 4, batch 4.
-    Original,
-}
-
-/// How windows are measured and costs weighed; shared by `sim` and `compare`.
-#[derive(Debug, Clone, Args)]
-pub struct MeasureArgs {
-    /// Weight of energy in the cost (0 = latency only, 1 = energy only).
-    #[arg(long, default_value_t = 0.5)]
-    pub alpha: f64,
-    /// Requests per measurement window.
-    #[arg(long, default_value_t = 416)]
-    pub window: u32,
-    /// Requests discarded after a config change.
-    #[arg(long, default_value_t = 100)]
-    pub warmup: u32,
-    /// Energy charged to requests: everything the meter saw, or only batch time.
-    #[arg(long, value_enum, default_value_t = Scope::Total)]
-    pub scope: Scope,
-    /// Release a partial batch once its oldest request waited this long (e.g. 100ms); off by default.
-    #[arg(long, value_parser = parse_duration_us)]
-    pub max_wait: Option<u64>,
-    /// Lower search limits.
-    #[arg(long, value_enum, default_value_t = Limits::Full)]
-    pub limits: Limits,
-}
-
-/// Energy scope on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Scope {
-    /// Idle energy between batches included.
-    Total,
-    /// Only energy while batches run (the original's measurement).
-    Active,
-}
-
-impl MeasureArgs {
-    /// Controller settings and lower limits from the flags.
-    pub fn settings(&self) -> Result<(Settings, [usize; 3])> {
-        let window = WindowSettings {
-            requests: self.window,
-            warmup: self.warmup,
-            alpha: Alpha::new(self.alpha).map_err(|e| anyhow::anyhow!("--alpha: {e}"))?,
-            scope: match self.scope {
-                Scope::Total => EnergyScope::Total,
-                Scope::Active => EnergyScope::Active,
-            },
-        };
-        window.validate().map_err(|e| {
-            anyhow::anyhow!("--window {} --warmup {}: {e}", self.window, self.warmup)
-        })?;
-        let settings = Settings {
-            window,
-            max_wait: self.max_wait.map(ecoedge_core::time::Duration::from_micros),
-            ..Settings::default()
-        };
-        let limits = match self.limits {
-            Limits::Full => [0; 3],
-            Limits::Original => [4, 4, 3],
-        };
-        Ok((settings, limits))
-    }
-}
 
 /// Arguments of `ecoedge sim`.
 #[derive(Debug, Clone, Args)]
@@ -105,8 +33,8 @@ pub struct SimArgs {
     #[arg(long, conflicts_with = "duration")]
     pub windows: Option<u32>,
     /// Stop after this much virtual time, e.g. 3h (default for traces).
-    #[arg(long, value_parser = parse_duration_us)]
-    pub duration: Option<u64>,
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     /// Seed of every random stream.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -125,13 +53,14 @@ pub fn setup(
     workload: &Workload,
     seed: u64,
     windows: Option<u32>,
-    duration: Option<u64>,
+    duration: Option<Duration>,
     measure: &MeasureArgs,
 ) -> Result<SimSetup> {
     let mut setup = SimSetup::new(workload.clone(), seed);
     let (settings, limits) = measure.settings()?;
     setup.settings = settings;
     setup.lower_limits = limits;
+    setup.knobs = measure.knobs.clone();
     if let Some(n) = windows {
         if n == 0 {
             bail!("--windows must be at least 1");
@@ -139,35 +68,12 @@ pub fn setup(
         setup.stop = Stop::Windows(n);
     }
     if let Some(d) = duration {
-        if d == 0 {
+        if d == Duration::ZERO {
             bail!("--duration must be positive");
         }
         setup.stop = Stop::Duration(d);
     }
     Ok(setup)
-}
-
-/// The core's optimizer called `name`; an unknown name's error also lists the
-/// simulator's `oracle`, which the core does not know.
-pub fn optimizer_named(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer> {
-    by_name(name, space, seed).map_err(|e| match e {
-        NameError::Unknown(_) => anyhow::anyhow!("{e}, or oracle in simulation"),
-        e => anyhow::anyhow!("{e}"),
-    })
-}
-
-/// Runs optimizer `name` (or the oracle) on `model` under `setup`.
-pub fn simulate_named(model: &dyn DeviceModel, name: &str, setup: &SimSetup) -> Result<Outcome> {
-    let space = space_of(model, setup.lower_limits)?;
-    let optimizer: AnyOptimizer = if name == "oracle" {
-        let baseline = oracle::reference_baseline(model, setup)?;
-        AnyOptimizer::Fixed(Fixed::new(
-            oracle::best_static(model, setup, &baseline)?.config,
-        ))
-    } else {
-        optimizer_named(name, &space, setup.seed).context("--optimizer")?
-    };
-    simulate(model, optimizer, setup)
 }
 
 /// `ecoedge sim`.
@@ -197,7 +103,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         &summary,
         args.log_dir.as_deref(),
         args.json,
-        &format!("{:.0} s of virtual time", out.end_us as f64 * 1e-6),
+        &format!("{:.0} s of virtual time", out.end.as_secs_f64()),
     )?;
     Ok(())
 }

@@ -32,8 +32,8 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
 
 use anyhow::{Context, Result, bail};
-use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_bsp_jetson::sampler::Clock;
+use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::{AnyOptimizer, by_name};
 use ecoedge_core::queue::{Producer, RequestSource, RingQueue};
@@ -41,8 +41,11 @@ use ecoedge_core::space::Space;
 use ecoedge_core::time::Duration;
 use ecoedge_core::window::WindowSettings;
 
-use super::board::{Board, BoardChoice};
-use super::{Batch, MAX_BATCH, Outcome, QUEUE, serve_loop};
+use super::{Batch, serve_loop};
+use crate::board::{BoardChoice, LinuxBoard};
+use crate::capacity::{MAX_BATCH, QUEUE};
+use crate::knobs::{KnobSet, LowerLimits};
+use crate::record::{Ending, Outcome};
 
 /// How to set a [`Service`] up.
 #[derive(Debug, Clone)]
@@ -51,6 +54,8 @@ pub struct ServiceOptions {
     pub board: BoardChoice,
     /// Root of `/sys` (default `/`).
     pub sysfs_root: PathBuf,
+    /// An INA3221 read over I2C instead of the board's own meter.
+    pub meter: Option<MeterSpec>,
     /// Largest batch your function accepts (at most 16).
     pub max_batch: u32,
     /// Optimizer name, as `ecoedge run --optimizer` takes it.
@@ -60,8 +65,10 @@ pub struct ServiceOptions {
     /// Window, warm-up, alpha, energy scope, maximum wait. Without a maximum
     /// wait a ticket waits until enough requests arrive to fill its batch.
     pub settings: Settings,
-    /// Lower search limits for (CPU, GPU, batch) level indices.
-    pub lower_limits: [usize; 3],
+    /// The knobs tuned (default CPU, GPU and batch, where the board has them).
+    pub knobs: KnobSet,
+    /// Lower search limits per knob.
+    pub lower_limits: LowerLimits,
 }
 
 impl Default for ServiceOptions {
@@ -72,6 +79,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             board: BoardChoice::Host,
             sysfs_root: PathBuf::from("/"),
+            meter: None,
             max_batch: MAX_BATCH as u32,
             optimizer: "ecogd".into(),
             seed: 1,
@@ -80,14 +88,15 @@ impl Default for ServiceOptions {
                 max_wait: Some(Duration::from_millis(50)),
                 ..Settings::default()
             },
-            lower_limits: [0; 3],
+            knobs: KnobSet::paper(),
+            lower_limits: LowerLimits::NONE,
         }
     }
 }
 
 /// A board opened and ready to serve; see the module doc.
 pub struct Service {
-    board: Board,
+    board: LinuxBoard,
     clock: MonotonicClock,
     space: Space,
     options: ServiceOptions,
@@ -184,8 +193,13 @@ impl Service {
             bail!("max_batch must be in 1..={MAX_BATCH}");
         }
         let clock = MonotonicClock::new();
-        let board = Board::open(options.board, &options.sysfs_root, clock)?;
-        let space = board.space(options.max_batch, options.lower_limits)?;
+        let board = LinuxBoard::open(
+            options.board,
+            &options.sysfs_root,
+            clock,
+            options.meter.as_ref(),
+        )?;
+        let space = board.space(&options.knobs, options.max_batch, &options.lower_limits)?;
         Ok(Service {
             board,
             clock,
@@ -271,20 +285,16 @@ impl Service {
         })?;
         let stats = queue.stats();
         let mut record = record;
-        record.note_refusals(stats.refused);
+        record.refusals(stats.refused);
         Ok((
             answer,
-            Outcome {
+            record.finish(Ending {
                 space: self.space.clone(),
-                served: record.served,
-                windows: record.windows,
                 arrived: stats.accepted + stats.refused,
-                refused: stats.refused,
-                refused_in: record.refused_in,
                 final_config,
                 baseline,
-                end_us: clock.now().as_micros(),
-            },
+                end: clock.now(),
+            }),
         ))
     }
 }

@@ -12,7 +12,6 @@
 //! [`api`] wraps an integrator's own batch-inference closure.
 
 pub mod api;
-pub mod board;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::Thread;
@@ -24,19 +23,14 @@ use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::controller::Controller;
 use ecoedge_core::optimizer::Optimizer;
 use ecoedge_core::queue::{Consumer, Producer, Request, RequestSource, RingQueue};
-use ecoedge_core::time::Instant;
-use ecoedge_core::window::WindowReport;
+use ecoedge_core::time::{Duration, Instant};
 
+use crate::board::LinuxBoard;
+use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::inference::Engine;
-pub use crate::report::Outcome;
-use crate::report::Served;
+use crate::record::{Ending, Outcome, Recorder};
 use crate::workload::Workload;
-use board::Board;
 
-/// Largest batch the service forms.
-pub const MAX_BATCH: usize = 16;
-/// Request queue: 1023 requests wait, then arrivals are refused (and counted).
-pub const QUEUE: usize = 1024;
 /// Longest the loop sleeps before looking at its stop conditions again.
 const IDLE_CHECK: StdDuration = StdDuration::from_millis(50);
 
@@ -46,8 +40,8 @@ pub type Batch<T> = heapless::Vec<Request<T>, MAX_BATCH>;
 /// Progress, handed to the observer after every batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    /// Time since start, microseconds.
-    pub now_us: u64,
+    /// The time on the service's clock.
+    pub now: Instant,
     /// Requests served so far.
     pub served: u64,
     /// Windows closed so far.
@@ -56,42 +50,22 @@ pub struct Progress {
     pub batch: u32,
 }
 
-/// Everything the loop records.
-#[derive(Debug, Default)]
-struct Record {
-    served: Vec<Served>,
-    windows: Vec<WindowReport>,
-    /// Window open when each refusal was seen (at batch granularity: the
-    /// arrival thread refuses, the loop notices after the batch).
-    refused_in: Vec<u32>,
-}
-
-impl Record {
-    /// Attributes refusals counted so far, beyond those already seen, to the
-    /// window open now.
-    fn note_refusals(&mut self, refused: u64) {
-        let window = self.windows.len() as u32;
-        let seen = self.refused_in.len() as u64;
-        self.refused_in.extend((seen..refused).map(|_| window));
-    }
-}
-
 /// Serves batches until `closed` is set and nothing more can be released: the
 /// queue is drained of every full batch (and of partial ones when the
 /// controller has a maximum wait). `execute` runs a batch; it may take the
 /// payloads out. Errors stop the loop at once.
 fn serve_loop<T, O: Optimizer>(
     ctl: &mut Controller<T, O, MAX_BATCH>,
-    board: &mut Board,
+    board: &mut LinuxBoard,
     clock: &MonotonicClock,
     consumer: &mut Consumer<'_, T>,
     closed: &AtomicBool,
     mut execute: impl FnMut(&mut Batch<T>) -> Result<()>,
     mut observe: impl FnMut(Progress),
-) -> Result<Record> {
-    let mut record = Record::default();
+) -> Result<Recorder> {
+    let mut record = Recorder::new();
     let mut batch: Batch<T> = heapless::Vec::new();
-    let mut arrivals: heapless::Vec<u64, MAX_BATCH> = heapless::Vec::new();
+    let mut arrivals: heapless::Vec<Instant, MAX_BATCH> = heapless::Vec::new();
     board.apply(ctl.space(), &ctl.config(), |k| ctl.governed(k))?;
     loop {
         // Read before looking at the queue: the producer sets `closed` after
@@ -104,30 +78,22 @@ fn serve_loop<T, O: Optimizer>(
             arrivals.clear();
             for r in &batch {
                 // Cannot fail: both hold at most MAX_BATCH.
-                let _ = arrivals.push(r.arrival.as_micros());
+                let _ = arrivals.push(r.arrival);
             }
             execute(&mut batch)?;
             let done = clock.now();
             let energy = board.energy_j(done)?;
             let c = ctl.handle_batch_done(done, energy)?;
-            let window = record.windows.len() as u32;
-            record.served.extend(arrivals.iter().map(|&a| Served {
-                arrival_us: a,
-                done_us: done.as_micros(),
-                energy_j: c.energy_j,
-                window,
-            }));
-            record.note_refusals(consumer.stats().refused);
-            if let Some(w) = c.window {
-                record.windows.push(w);
-            }
+            record.batch_done(arrivals.iter().copied(), done, &c);
+            record.refusals(consumer.stats().refused);
+            record.window_closed(&c);
             if let Some(config) = c.apply {
                 board.apply(ctl.space(), &config, |k| ctl.governed(k))?;
             }
             observe(Progress {
-                now_us: done.as_micros(),
+                now: done,
                 served: ctl.served(),
-                windows: record.windows.len(),
+                windows: record.windows(),
                 batch: ctl.space().batch_size(&ctl.config()),
             });
             continue;
@@ -152,15 +118,15 @@ pub struct RunSetup {
     pub workload: Workload,
     /// Seed of the arrival process.
     pub seed: u64,
-    /// No arrival after this much time, microseconds.
-    pub duration_us: u64,
+    /// No arrival after this much time.
+    pub duration: Duration,
 }
 
 /// Serves `setup.workload` on synthetic inputs through `engine` until the
 /// duration is up or `stop` is set (Ctrl-C), then drains the queue. The
 /// controller's config is applied to `board` as it changes.
 pub fn run_workload<O: Optimizer>(
-    board: &mut Board,
+    board: &mut LinuxBoard,
     engine: &mut dyn Engine,
     mut ctl: Controller<(), O, MAX_BATCH>,
     setup: &RunSetup,
@@ -173,7 +139,7 @@ pub fn run_workload<O: Optimizer>(
     let closed = AtomicBool::new(false);
     let failed = AtomicBool::new(false);
     let service = std::thread::current();
-    let start_us = clock.now().as_micros();
+    let start = clock.now();
     let (mut producer, mut consumer) = queue.split();
     let record = std::thread::scope(|s| {
         let arrival_thread = std::thread::Builder::new()
@@ -181,8 +147,8 @@ pub fn run_workload<O: Optimizer>(
             .spawn_scoped(s, || {
                 follow(
                     arrivals,
-                    start_us,
-                    setup.duration_us,
+                    start,
+                    setup.duration,
                     &clock,
                     [stop, &failed],
                     &mut producer,
@@ -208,71 +174,48 @@ pub fn run_workload<O: Optimizer>(
         let _ = arrival_thread.join();
         result
     })?;
-    let end_us = clock.now().as_micros();
+    let end = clock.now();
     let stats = queue.stats();
     let mut record = record;
-    record.note_refusals(stats.refused);
-    Ok(Outcome {
+    record.refusals(stats.refused);
+    Ok(record.finish(Ending {
         space: ctl.space().clone(),
-        served: record.served,
-        windows: record.windows,
         arrived: stats.accepted + stats.refused,
-        refused: stats.refused,
-        refused_in: record.refused_in,
         final_config: ctl.config(),
         baseline: ctl.baseline(),
-        end_us,
-    })
+        end,
+    }))
 }
 
-/// Pushes each arrival at its time after `start_us` (arrival stamped with the workload's
+/// Pushes each arrival at its time after `start` (arrival stamped with the workload's
 /// instant, so a late wake-up counts against the service as a real client's
-/// would) until the arrivals end, `duration_us` passes or a stop flag is set.
+/// would) until the arrivals end, `duration` passes or a stop flag is set.
 fn follow(
-    arrivals: impl Iterator<Item = u64>,
-    start_us: u64,
-    duration_us: u64,
+    arrivals: impl Iterator<Item = Instant>,
+    start: Instant,
+    duration: Duration,
     clock: &MonotonicClock,
     stops: [&AtomicBool; 2],
     producer: &mut Producer<'_, ()>,
     service: &Thread,
 ) {
     let stopped = || stops.iter().any(|s| s.load(Ordering::Acquire));
-    for at in arrivals.take_while(|&t| t < duration_us) {
-        let at = start_us + at;
+    let end = Instant::ZERO + duration;
+    for at in arrivals.take_while(|&t| t < end) {
+        let at = start + at.saturating_since(Instant::ZERO);
         loop {
             if stopped() {
                 return;
             }
-            let now = clock.now().as_micros();
+            let now = clock.now();
             if now >= at {
                 break;
             }
-            std::thread::sleep(StdDuration::from_micros(at - now).min(IDLE_CHECK));
+            let left = at.saturating_since(now).as_micros();
+            std::thread::sleep(StdDuration::from_micros(left).min(IDLE_CHECK));
         }
         // A refusal is counted by the queue; the request is gone by design.
-        let _ = producer.push(Instant::from_micros(at), ());
+        let _ = producer.push(at, ());
         service.unpark();
-    }
-}
-
-#[cfg(test)]
-mod record_tests {
-    use super::Record;
-
-    #[test]
-    fn refusals_go_to_the_window_open_when_seen() {
-        let mut r = Record::default();
-        r.note_refusals(2);
-        r.note_refusals(2);
-        assert_eq!(r.refused_in, [0, 0]);
-        r.windows.push(ecoedge_core::window::WindowReport::measured(
-            0,
-            Default::default(),
-            1.0,
-            0.0,
-        ));
-        r.note_refusals(3);
-        assert_eq!(r.refused_in, [0, 0, 1]);
     }
 }

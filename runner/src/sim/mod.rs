@@ -14,40 +14,37 @@
 pub mod knob;
 pub mod meter;
 pub mod model;
+pub mod named;
 pub mod oracle;
 pub mod profile;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ecoedge_core::board::{EnergyMeter, FrequencyKnob};
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::Optimizer;
 use ecoedge_core::queue::{Request, RingQueue};
-use ecoedge_core::space::{Config, Dimension, Knob, Space};
-use ecoedge_core::time::Instant;
+use ecoedge_core::space::{Config, Knob, Space};
+use ecoedge_core::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand_distr::{Distribution, LogNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::apply::apply_config;
-pub use crate::report::{Outcome, Served};
+use crate::capacity::{MAX_BATCH, QUEUE};
+use crate::knobs::{KnobSet, LowerLimits, apply_config, build_space, dimensions};
+use crate::record::{Ending, Outcome, Recorder};
 use crate::workload::Workload;
 use knob::{PodGov, SimKnob, VirtualClock, period, schedutil};
 use meter::{SensorModel, SimMeter};
-use model::DeviceModel;
-
-/// Largest batch the simulated controller can form.
-pub const MAX_BATCH: usize = 16;
-/// Request queue of the simulated service: 1023 requests, then refusals.
-pub const QUEUE: usize = 1024;
+use model::{Clocks, DeviceModel};
 
 /// When a simulation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// After this many windows have closed.
     Windows(u32),
-    /// When no arrival is left before this time (microseconds) and the last
+    /// When no arrival is left before this much virtual time and the last
     /// full batch is done.
-    Duration(u64),
+    Duration(Duration),
 }
 
 /// Everything a simulation run needs besides the device and the optimizer.
@@ -69,11 +66,14 @@ pub struct SimSetup {
     /// Log-normal spread of batch service times (sigma; 0 = none). Real boards
     /// jitter by a few percent (clock-domain crossings, DRAM refresh, OS noise).
     pub jitter: f64,
-    /// Delay before a new clock level takes effect, microseconds.
-    pub transition_us: u64,
-    /// Lower search limit per dimension (CPU, GPU, batch level index); the
-    /// original implementation used 4, 4, 3 (batch 4).
-    pub lower_limits: [usize; 3],
+    /// Delay before a new clock level takes effect.
+    pub transition: Duration,
+    /// The knobs searched (default the paper's CPU, GPU and batch; the
+    /// memory clock stays at its top level unless named).
+    pub knobs: KnobSet,
+    /// Lower search limit per knob; the original implementation used CPU and
+    /// GPU level 4 and batch 4 ([`LowerLimits::ORIGINAL`]).
+    pub lower_limits: LowerLimits,
 }
 
 impl SimSetup {
@@ -81,7 +81,7 @@ impl SimSetup {
     /// patterns, 3 hours for traces; realistic sensor; 3 % jitter; 1 ms transitions.
     pub fn new(workload: Workload, seed: u64) -> Self {
         let stop = if workload.is_trace() {
-            Stop::Duration(3 * 3600 * 1_000_000)
+            Stop::Duration(Duration::from_secs(3 * 3600))
         } else {
             Stop::Windows(1000)
         };
@@ -93,8 +93,9 @@ impl SimSetup {
             settings: Settings::default(),
             sensor: SensorModel::default(),
             jitter: 0.03,
-            transition_us: 1_000,
-            lower_limits: [0; 3],
+            transition: Duration::from_millis(1),
+            knobs: KnobSet::paper(),
+            lower_limits: LowerLimits::NONE,
         }
     }
 
@@ -111,14 +112,65 @@ impl SimSetup {
     }
 }
 
-/// The knob space a device model offers: CPU, GPU, batch.
-pub fn space_of(model: &dyn DeviceModel, lower: [usize; 3]) -> Result<Space> {
-    let dims = [
-        Dimension::new(Knob::Cpu, model.cpu_levels_khz())?.with_lower_limit(lower[0])?,
-        Dimension::new(Knob::Gpu, model.gpu_levels_hz())?.with_lower_limit(lower[1])?,
-        Dimension::batch(model.max_batch())?.with_lower_limit(lower[2])?,
-    ];
-    Ok(Space::new(&dims)?)
+/// The device's clock knobs, each at its top level: CPU, GPU, and the memory
+/// clock where the model knows it.
+fn clock_knobs(model: &dyn DeviceModel, transition: Duration, clock: &VirtualClock) -> ClockKnobs {
+    let knob = |k| SimKnob::new(k, model.levels(k), transition.as_micros(), clock.clone());
+    ClockKnobs {
+        cpu: knob(Knob::Cpu),
+        gpu: knob(Knob::Gpu),
+        emc: (!model.emc_levels_hz().is_empty()).then(|| knob(Knob::Memory)),
+    }
+}
+
+/// The knob space `setup` searches on `model`: the knobs it names, built from
+/// the simulated knobs as a board builds its space from its own.
+pub fn space_of(model: &dyn DeviceModel, setup: &SimSetup) -> Result<Space> {
+    let knobs = clock_knobs(model, setup.transition, &VirtualClock::default());
+    space_from(&knobs, model, setup)
+}
+
+fn space_from(knobs: &ClockKnobs, model: &dyn DeviceModel, setup: &SimSetup) -> Result<Space> {
+    if setup.knobs.contains(Knob::Memory) && knobs.emc.is_none() {
+        bail!(
+            "--knobs {}: this device model has no memory (EMC) levels (profiles are measured at one memory clock)",
+            setup.knobs
+        );
+    }
+    build_space(
+        dimensions(knobs.iter())?,
+        &setup.knobs,
+        model.max_batch(),
+        &setup.lower_limits,
+    )
+}
+
+/// The simulated device's clocks.
+struct ClockKnobs {
+    cpu: SimKnob,
+    gpu: SimKnob,
+    emc: Option<SimKnob>,
+}
+
+impl ClockKnobs {
+    fn iter(&self) -> impl Iterator<Item = &SimKnob> {
+        [&self.cpu, &self.gpu].into_iter().chain(self.emc.as_ref())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut SimKnob> {
+        [&mut self.cpu, &mut self.gpu]
+            .into_iter()
+            .chain(self.emc.as_mut())
+    }
+
+    /// The clocks in effect now.
+    fn clocks(&self) -> Clocks {
+        Clocks {
+            cpu_khz: self.cpu.frequency(),
+            gpu_hz: self.gpu.frequency(),
+            emc_hz: self.emc.as_ref().map_or(0, SimKnob::frequency),
+        }
+    }
 }
 
 /// The batch on the engine.
@@ -133,12 +185,12 @@ struct Running {
     done_us: u64,
 }
 
-/// The simulated board: knobs, meter, engine, governors.
-struct Board<'m> {
+/// The simulated board: clock knobs, meter, engine, governors. Its event
+/// arithmetic runs on the virtual clock's microseconds.
+struct SimBoard<'m> {
     model: &'m dyn DeviceModel,
     clock: VirtualClock,
-    cpu: SimKnob,
-    gpu: SimKnob,
+    knobs: ClockKnobs,
     meter: SimMeter,
     running: Option<Running>,
     busy_cpu_us: u64,
@@ -149,31 +201,27 @@ struct Board<'m> {
     next_gpu_tick: u64,
 }
 
-impl Board<'_> {
+impl SimBoard<'_> {
     fn power_w(&self) -> f64 {
-        let (c, g) = (self.cpu.frequency(), self.gpu.frequency());
+        let clocks = self.knobs.clocks();
         match &self.running {
-            Some(r) => self.model.busy_power_w(c, g, r.size),
-            None => self.model.idle_power_w(c, g),
+            Some(r) => self.model.busy_power_w(clocks, r.size),
+            None => self.model.idle_power_w(clocks),
         }
     }
 
     fn service_s(&self, size: u32, jitter: f64) -> f64 {
-        self.model
-            .service_time_s(self.cpu.frequency(), self.gpu.frequency(), size)
-            * jitter
+        self.model.service_time_s(self.knobs.clocks(), size) * jitter
     }
 
     /// Brings busy time and the running batch's progress up to `now`.
     fn account(&mut self, now: u64) {
+        let clocks = self.knobs.clocks();
         if let Some(r) = &mut self.running {
             let dt = now - self.busy_since;
             self.busy_cpu_us += dt;
             self.busy_gpu_us += dt;
-            let t = self
-                .model
-                .service_time_s(self.cpu.frequency(), self.gpu.frequency(), r.size)
-                * r.jitter;
+            let t = self.model.service_time_s(clocks, r.size) * r.jitter;
             r.remaining -= (now - r.since_us) as f64 * 1e-6 / t;
             r.since_us = now;
         }
@@ -194,26 +242,35 @@ impl Board<'_> {
     }
 
     fn governed(&self) -> bool {
-        self.cpu.governed() || self.gpu.governed()
+        self.knobs.iter().any(SimKnob::governed)
     }
 
-    /// Governor samples due at `now`.
+    /// When the next pending clock change takes effect.
+    fn next_change(&self) -> Option<u64> {
+        self.knobs.iter().filter_map(SimKnob::next_change).min()
+    }
+
+    /// Governor samples due at `now`. The memory clock's governor (the BPMP's
+    /// activity monitor on a Jetson) is not modelled: a memory clock handed
+    /// over keeps the level it had.
     fn tick(&mut self, now: u64) {
+        let cpu = &mut self.knobs.cpu;
         if now >= self.next_cpu_tick {
             let util = self.busy_cpu_us as f64 / period::CPU_US as f64;
             self.busy_cpu_us = 0;
-            if self.cpu.governed() {
-                self.cpu.govern(schedutil(self.cpu.levels(), util));
+            if cpu.governed() {
+                cpu.govern(schedutil(cpu.levels(), util));
             }
             self.next_cpu_tick = now + period::CPU_US;
         }
+        let gpu = &mut self.knobs.gpu;
         if now >= self.next_gpu_tick {
             let load = self.busy_gpu_us as f64 / period::GPU_US as f64;
             self.busy_gpu_us = 0;
-            if self.gpu.governed() {
-                let level = self.gpu.level();
-                let next = self.podgov.next(self.gpu.levels(), level, load);
-                self.gpu.govern(next);
+            if gpu.governed() {
+                let level = gpu.level();
+                let next = self.podgov.next(gpu.levels(), level, load);
+                gpu.govern(next);
             }
             self.next_gpu_tick = now + period::GPU_US;
         }
@@ -222,11 +279,23 @@ impl Board<'_> {
     /// Idle at the lowest levels with no change pending: governor samples
     /// change nothing until the next arrival, so they can be skipped.
     fn governors_at_rest(&self) -> bool {
+        let (cpu, gpu) = (&self.knobs.cpu, &self.knobs.gpu);
         self.running.is_none()
-            && self.cpu.next_change().is_none()
-            && self.gpu.next_change().is_none()
-            && (!self.cpu.governed() || self.cpu.level() == 0)
-            && (!self.gpu.governed() || self.gpu.level() == 0)
+            && self.next_change().is_none()
+            && (!cpu.governed() || cpu.level() == 0)
+            && (!gpu.governed() || gpu.level() == 0)
+    }
+
+    /// Applies `config` to every clock knob, handing governed knobs to the governor.
+    fn apply<O: Optimizer>(
+        &mut self,
+        ctl: &Controller<(), O, MAX_BATCH>,
+        config: Config,
+    ) -> Result<()> {
+        for knob in self.knobs.iter_mut() {
+            apply_config(ctl.space(), &config, |k| ctl.governed(k), knob)?;
+        }
+        Ok(())
     }
 }
 
@@ -236,30 +305,23 @@ pub fn simulate<O: Optimizer>(
     optimizer: O,
     setup: &SimSetup,
 ) -> Result<Outcome> {
-    let space = space_of(model, setup.lower_limits)?;
+    let clock = VirtualClock::default();
+    let knobs = clock_knobs(model, setup.transition, &clock);
+    let space = space_from(&knobs, model, setup)?;
     let mut ctl: Controller<(), O, MAX_BATCH> =
         Controller::new(space.clone(), setup.settings, optimizer).context("controller settings")?;
     let mut arrivals = setup.workload.arrivals(setup.arrival_seed)?;
     let horizon = match setup.stop {
-        Stop::Duration(d) => d,
+        Stop::Duration(d) => d.as_micros(),
         Stop::Windows(_) => u64::MAX,
     };
-    let mut next_arrival = arrivals.next().filter(|&t| t < horizon);
-    let clock = VirtualClock::default();
-    let mut board = Board {
+    let mut next_arrival = arrivals
+        .next()
+        .map(Instant::as_micros)
+        .filter(|&t| t < horizon);
+    let mut board = SimBoard {
         model,
-        cpu: SimKnob::new(
-            Knob::Cpu,
-            model.cpu_levels_khz(),
-            setup.transition_us,
-            clock.clone(),
-        ),
-        gpu: SimKnob::new(
-            Knob::Gpu,
-            model.gpu_levels_hz(),
-            setup.transition_us,
-            clock.clone(),
-        ),
+        knobs,
         clock,
         meter: SimMeter::new(setup.sensor, setup.seed ^ 0x05EE_D0F3_E7E6),
         running: None,
@@ -275,35 +337,24 @@ pub fn simulate<O: Optimizer>(
         .then(|| LogNormal::new(-0.5 * setup.jitter * setup.jitter, setup.jitter))
         .transpose()
         .context("jitter")?;
-    apply(&mut board, &ctl, ctl.config())?;
-    board.cpu.settle(0);
-    board.gpu.settle(0);
+    board.apply(&ctl, ctl.config())?;
+    for knob in board.knobs.iter_mut() {
+        knob.settle(0);
+    }
     board.replan(0);
 
     let mut queue: RingQueue<(), QUEUE> = RingQueue::new();
     let mut batch: heapless::Vec<Request<()>, MAX_BATCH> = heapless::Vec::new();
-    let mut out = Outcome {
-        space,
-        served: Vec::new(),
-        windows: Vec::new(),
-        arrived: 0,
-        refused: 0,
-        refused_in: Vec::new(),
-        final_config: ctl.config(),
-        baseline: None,
-        end_us: 0,
-    };
+    let mut record = Recorder::new();
+    let (mut arrived, mut refused) = (0u64, 0u64);
     let mut now = 0u64;
     loop {
         if let Stop::Windows(n) = setup.stop
-            && out.windows.len() as u32 >= n
+            && record.windows() as u32 >= n
         {
             break;
         }
-        let knob_change = [board.cpu.next_change(), board.gpu.next_change()]
-            .into_iter()
-            .flatten()
-            .min();
+        let knob_change = board.next_change();
         let tick = (board.governed() && !board.governors_at_rest())
             .then(|| board.next_cpu_tick.min(board.next_gpu_tick).max(now));
         let wait = ctl.poll_timeout().map(Instant::as_micros);
@@ -320,8 +371,9 @@ pub fn simulate<O: Optimizer>(
         board.account(now);
 
         if knob_change.is_some_and(|k| k <= now) {
-            board.cpu.settle(now);
-            board.gpu.settle(now);
+            for knob in board.knobs.iter_mut() {
+                knob.settle(now);
+            }
             board.replan(now);
         }
         if tick.is_some_and(|k| k <= now) {
@@ -333,30 +385,26 @@ pub fn simulate<O: Optimizer>(
         }
         if done.is_some_and(|d| d <= now) {
             board.running = None;
-            let energy = board.meter.energy_j(Instant::from_micros(now))?;
-            let c = ctl.handle_batch_done(Instant::from_micros(now), energy)?;
-            let window = out.windows.len() as u32;
-            out.served.extend(batch.iter().map(|r| Served {
-                arrival_us: r.arrival.as_micros(),
-                done_us: now,
-                energy_j: c.energy_j,
-                window,
-            }));
-            if let Some(w) = c.window {
-                out.windows.push(w);
-            }
+            let at = Instant::from_micros(now);
+            let energy = board.meter.energy_j(at)?;
+            let c = ctl.handle_batch_done(at, energy)?;
+            record.batch_done(batch.iter().map(|r| r.arrival), at, &c);
+            record.window_closed(&c);
             if let Some(config) = c.apply {
-                apply(&mut board, &ctl, config)?;
+                board.apply(&ctl, config)?;
             }
             board.replan(now);
         }
         while next_arrival.is_some_and(|a| a <= now) {
-            out.arrived += 1;
+            arrived += 1;
             if queue.push(Instant::from_micros(now), ()).is_err() {
-                out.refused += 1;
-                out.refused_in.push(out.windows.len() as u32);
+                refused += 1;
+                record.refusals(refused);
             }
-            next_arrival = arrivals.next().filter(|&t| t < horizon);
+            next_arrival = arrivals
+                .next()
+                .map(Instant::as_micros)
+                .filter(|&t| t < horizon);
         }
         if board.running.is_none() {
             let energy = board.meter.energy_j(Instant::from_micros(now))?;
@@ -374,20 +422,11 @@ pub fn simulate<O: Optimizer>(
             }
         }
     }
-    out.final_config = ctl.config();
-    out.baseline = ctl.baseline();
-    out.end_us = now;
-    Ok(out)
-}
-
-/// Applies `config` to the board's knobs, handing governed knobs to the governor.
-fn apply<O: Optimizer>(
-    board: &mut Board<'_>,
-    ctl: &Controller<(), O, MAX_BATCH>,
-    config: Config,
-) -> Result<()> {
-    let space = ctl.space();
-    apply_config(space, &config, |k| ctl.governed(k), &mut board.cpu)?;
-    apply_config(space, &config, |k| ctl.governed(k), &mut board.gpu)?;
-    Ok(())
+    Ok(record.finish(Ending {
+        space,
+        arrived,
+        final_config: ctl.config(),
+        baseline: ctl.baseline(),
+        end: Instant::from_micros(now),
+    }))
 }

@@ -5,20 +5,47 @@
 //! power while idle with the clocks pinned. [`XavierNx`] is the analytic default;
 //! [`crate::sim::profile::Profile`] replays a measured table.
 
+use ecoedge_core::space::Knob;
+
+/// The clocks a device runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clocks {
+    /// CPU clock, kHz.
+    pub cpu_khz: u32,
+    /// GPU clock, Hz.
+    pub gpu_hz: u32,
+    /// Memory (EMC) clock, Hz; ignored by a model without memory levels.
+    pub emc_hz: u32,
+}
+
 /// What the simulator needs to know about a device running one DNN.
 pub trait DeviceModel: Send + Sync {
     /// CPU levels, kHz, ascending.
     fn cpu_levels_khz(&self) -> &[u32];
     /// GPU levels, Hz, ascending.
     fn gpu_levels_hz(&self) -> &[u32];
+    /// Memory (EMC) levels, Hz, ascending; empty when the model does not
+    /// know the memory clock (a profile measured at one memory clock).
+    fn emc_levels_hz(&self) -> &[u32] {
+        &[]
+    }
+    /// The levels of clock `knob` (empty for a knob the device does not have).
+    fn levels(&self, knob: Knob) -> &[u32] {
+        match knob {
+            Knob::Cpu => self.cpu_levels_khz(),
+            Knob::Gpu => self.gpu_levels_hz(),
+            Knob::Memory => self.emc_levels_hz(),
+            Knob::Batch | Knob::Cores => &[],
+        }
+    }
     /// Largest batch size (batches are `1..=max_batch`).
     fn max_batch(&self) -> u32;
     /// Seconds one batch takes at these clocks.
-    fn service_time_s(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64;
+    fn service_time_s(&self, clocks: Clocks, batch: u32) -> f64;
     /// Mean board power while that batch runs, watts.
-    fn busy_power_w(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64;
+    fn busy_power_w(&self, clocks: Clocks, batch: u32) -> f64;
     /// Board power with the clocks pinned and nothing running, watts.
-    fn idle_power_w(&self, cpu_khz: u32, gpu_hz: u32) -> f64;
+    fn idle_power_w(&self, clocks: Clocks) -> f64;
 }
 
 /// The Xavier NX CPU levels (kHz), from the board's cpufreq table.
@@ -47,6 +74,20 @@ pub const XAVIER_NX_GPU_HZ: [u32; 15] = [
     1_109_250_000,
 ];
 
+/// The Xavier NX memory (EMC) levels (Hz): the LPDDR4 ladder of the BPMP's
+/// `possible_rates` seen on other Jetsons, topped at the 8 GB module's
+/// 1600 MHz (its data sheet: 128-bit LPDDR4x, 51.2 GB/s). The same table as
+/// the fake Xavier NX trees; see `docs/emc.md` for what was confirmed.
+pub const XAVIER_NX_EMC_HZ: [u32; 7] = [
+    204_000_000,
+    408_000_000,
+    665_600_000,
+    800_000_000,
+    1_065_600_000,
+    1_331_200_000,
+    1_600_000_000,
+];
+
 /// Seconds at maximum clocks as `fixed + per_item * batch`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Affine {
@@ -69,7 +110,8 @@ pub struct Dnn {
     pub cpu: Affine,
     /// Part that scales with `f_gpu_max / f_gpu` (convolutions, matmuls).
     pub gpu: Affine,
-    /// Part that scales with neither (memory bound: copies, EMC-limited layers).
+    /// Part bound by memory bandwidth (copies, EMC-limited layers): scales
+    /// with `f_emc_max / f_emc`.
     pub memory: Affine,
 }
 
@@ -131,8 +173,14 @@ pub struct XavierNx {
     /// Board power that no knob moves (SoC always-on, DRAM refresh, carrier
     /// board, regulator losses), watts.
     pub base_w: f64,
-    /// Extra power while the memory-bound part runs (EMC and DRAM activity), watts.
+    /// Extra power while the memory-bound part runs (EMC and DRAM activity)
+    /// at the top memory clock, watts.
     pub memory_active_w: f64,
+    /// Memory (EMC) clock domain (Hz). Its `dynamic_max_w` is the part of
+    /// `base_w` that scales with the memory clock (controller, PHY, DRAM
+    /// I/O); its `leak_max_w` is unused (DRAM self-refresh and the rest stay
+    /// in `base_w`).
+    pub emc: Domain,
 }
 
 /// DNNs the analytic model knows.
@@ -216,15 +264,51 @@ impl XavierNx {
             },
             base_w: 2.75,
             memory_active_w: 2.0,
+            // An assumption, not a calibration (no public per-level EMC power
+            // figures for the Xavier NX): 0.6 W of the 2.75 W base scales with
+            // the memory clock as `V^2 f`, with the voltage flat below
+            // 1065.6 MHz; so idle power falls by about 0.55 W at 204 MHz, and
+            // memory-bound work runs 7.8x slower there. PolyThrottle (Yan et al.,
+            // 2023) measured that the memory clock can move Jetson inference
+            // energy as much as the GPU clock; this model lets the optimizer
+            // find that trade, not reproduce its figures.
+            emc: Domain {
+                f_max: 1_600_000_000.0,
+                f_knee: 1_065_600_000.0,
+                v_min: 0.8,
+                v_max: 1.0,
+                leak_max_w: 0.0,
+                dynamic_max_w: 0.6,
+            },
         }
     }
 
-    /// The three parts of a batch's time at these clocks, seconds.
-    fn parts(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> (f64, f64, f64) {
+    /// How the memory clock changes the model against its top level: the
+    /// factor on memory-bound time, the factor on memory-active power, and
+    /// the change of idle power (watts). Exactly `(1, 1, 0)` at the top level
+    /// (and for an unknown clock), so runs that leave the memory clock alone
+    /// compute what the three-knob model did, to the bit.
+    fn memory_clock(&self, emc_hz: u32) -> (f64, f64, f64) {
+        let f = emc_hz as f64;
+        if emc_hz == 0 || f >= self.emc.f_max {
+            return (1.0, 1.0, 0.0);
+        }
+        let e = &self.emc;
         (
-            self.dnn.cpu.at(batch) * self.cpu.f_max / cpu_khz.max(1) as f64,
-            self.dnn.gpu.at(batch) * self.gpu.f_max / gpu_hz.max(1) as f64,
-            self.dnn.memory.at(batch),
+            e.f_max / f,
+            // Energy per byte scales with V^2; bytes per second with f.
+            e.dynamic_w(f) / e.dynamic_max_w,
+            e.dynamic_w(f) - e.dynamic_max_w,
+        )
+    }
+
+    /// The three parts of a batch's time at these clocks, seconds.
+    fn parts(&self, clocks: Clocks, batch: u32) -> (f64, f64, f64) {
+        let (slower, _, _) = self.memory_clock(clocks.emc_hz);
+        (
+            self.dnn.cpu.at(batch) * self.cpu.f_max / clocks.cpu_khz.max(1) as f64,
+            self.dnn.gpu.at(batch) * self.gpu.f_max / clocks.gpu_hz.max(1) as f64,
+            self.dnn.memory.at(batch) * slower,
         )
     }
 }
@@ -238,28 +322,37 @@ impl DeviceModel for XavierNx {
         &XAVIER_NX_GPU_HZ
     }
 
+    fn emc_levels_hz(&self) -> &[u32] {
+        &XAVIER_NX_EMC_HZ
+    }
+
     fn max_batch(&self) -> u32 {
         16
     }
 
-    fn service_time_s(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64 {
-        let (c, g, m) = self.parts(cpu_khz, gpu_hz, batch);
+    fn service_time_s(&self, clocks: Clocks, batch: u32) -> f64 {
+        let (c, g, m) = self.parts(clocks, batch);
         c + g + m
     }
 
-    fn busy_power_w(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64 {
-        let (c, g, m) = self.parts(cpu_khz, gpu_hz, batch);
+    fn busy_power_w(&self, clocks: Clocks, batch: u32) -> f64 {
+        let (c, g, m) = self.parts(clocks, batch);
+        let (_, active, _) = self.memory_clock(clocks.emc_hz);
         let t = c + g + m;
         // Each unit draws its dynamic power only while its part runs.
-        let energy = self.idle_power_w(cpu_khz, gpu_hz) * t
-            + self.cpu.dynamic_w(cpu_khz as f64) * c
-            + self.gpu.dynamic_w(gpu_hz as f64) * g
-            + self.memory_active_w * m;
+        let energy = self.idle_power_w(clocks) * t
+            + self.cpu.dynamic_w(clocks.cpu_khz as f64) * c
+            + self.gpu.dynamic_w(clocks.gpu_hz as f64) * g
+            + self.memory_active_w * active * m;
         energy / t
     }
 
-    fn idle_power_w(&self, cpu_khz: u32, gpu_hz: u32) -> f64 {
-        self.base_w + self.cpu.leakage_w(cpu_khz as f64) + self.gpu.leakage_w(gpu_hz as f64)
+    fn idle_power_w(&self, clocks: Clocks) -> f64 {
+        let (_, _, idle) = self.memory_clock(clocks.emc_hz);
+        self.base_w
+            + self.cpu.leakage_w(clocks.cpu_khz as f64)
+            + self.gpu.leakage_w(clocks.gpu_hz as f64)
+            + idle
     }
 }
 
@@ -270,6 +363,15 @@ mod tests {
 
     const CPU_MAX: u32 = 1_907_200;
     const GPU_MAX: u32 = 1_109_250_000;
+    const EMC_MAX: u32 = 1_600_000_000;
+
+    fn at(cpu_khz: u32, gpu_hz: u32) -> Clocks {
+        Clocks {
+            cpu_khz,
+            gpu_hz,
+            emc_hz: EMC_MAX,
+        }
+    }
 
     fn within(x: f64, target: f64, tolerance: f64) -> bool {
         (x - target).abs() <= target * tolerance
@@ -278,8 +380,8 @@ mod tests {
     #[test]
     fn resnet50_latency_at_max_clocks() {
         let m = XavierNx::new(DnnKind::Resnet50);
-        let t1 = m.service_time_s(CPU_MAX, GPU_MAX, 1);
-        let t16 = m.service_time_s(CPU_MAX, GPU_MAX, 16);
+        let t1 = m.service_time_s(at(CPU_MAX, GPU_MAX), 1);
+        let t16 = m.service_time_s(at(CPU_MAX, GPU_MAX), 16);
         assert!(within(t1, 0.030, 0.05), "batch 1: {t1}");
         assert!(within(t16, 0.200, 0.05), "batch 16: {t16}");
     }
@@ -287,27 +389,28 @@ mod tests {
     #[test]
     fn bert_tiny_is_cpu_bound_and_barely_moves_with_the_gpu() {
         let m = XavierNx::new(DnnKind::BertTiny);
-        let t1 = m.service_time_s(CPU_MAX, GPU_MAX, 1);
-        let t16 = m.service_time_s(CPU_MAX, GPU_MAX, 16);
+        let t1 = m.service_time_s(at(CPU_MAX, GPU_MAX), 1);
+        let t16 = m.service_time_s(at(CPU_MAX, GPU_MAX), 16);
         assert!(within(t1, 0.005, 0.05), "batch 1: {t1}");
         assert!(within(t16, 0.010, 0.05), "batch 16: {t16}");
         // Halving the GPU clock (to the middle of its range) costs under 5 %.
         let mid = XAVIER_NX_GPU_HZ[7];
         for b in [1, 16] {
-            let slow = m.service_time_s(CPU_MAX, mid, b) / m.service_time_s(CPU_MAX, GPU_MAX, b);
+            let slow =
+                m.service_time_s(at(CPU_MAX, mid), b) / m.service_time_s(at(CPU_MAX, GPU_MAX), b);
             assert!(slow < 1.05, "batch {b}: x{slow}");
         }
         // While the CPU clock matters: at the middle CPU level it is over 25 % slower.
         let cpu_mid = XAVIER_NX_CPU_KHZ[12];
-        assert!(m.service_time_s(cpu_mid, GPU_MAX, 1) > 1.25 * t1);
+        assert!(m.service_time_s(at(cpu_mid, GPU_MAX), 1) > 1.25 * t1);
     }
 
     #[test]
     fn board_power_idle_and_loaded() {
         let m = XavierNx::new(DnnKind::Resnet50);
-        let idle_min = m.idle_power_w(XAVIER_NX_CPU_KHZ[0], XAVIER_NX_GPU_HZ[0]);
-        let idle_max = m.idle_power_w(CPU_MAX, GPU_MAX);
-        let busy = m.busy_power_w(CPU_MAX, GPU_MAX, 16);
+        let idle_min = m.idle_power_w(at(XAVIER_NX_CPU_KHZ[0], XAVIER_NX_GPU_HZ[0]));
+        let idle_max = m.idle_power_w(at(CPU_MAX, GPU_MAX));
+        let busy = m.busy_power_w(at(CPU_MAX, GPU_MAX), 16);
         assert!(
             within(idle_min, 3.5, 0.05),
             "idle at min clocks: {idle_min} W"
@@ -327,7 +430,9 @@ mod tests {
         let m = XavierNx::new(DnnKind::Resnet50);
         let energy: Vec<f64> = XAVIER_NX_GPU_HZ
             .iter()
-            .map(|&g| m.busy_power_w(CPU_MAX, g, 16) * m.service_time_s(CPU_MAX, g, 16) / 16.0)
+            .map(|&g| {
+                m.busy_power_w(at(CPU_MAX, g), 16) * m.service_time_s(at(CPU_MAX, g), 16) / 16.0
+            })
             .collect();
         let best = energy
             .iter()
@@ -350,5 +455,65 @@ mod tests {
         assert!((d.voltage(d.f_max) - d.v_max).abs() < 1e-12);
         let mid = 0.5 * (d.f_knee + d.f_max);
         assert!((d.voltage(mid) - 0.5 * (d.v_min + d.v_max)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_top_memory_clock_is_the_three_knob_model_to_the_bit() {
+        for dnn in [DnnKind::Resnet50, DnnKind::BertTiny] {
+            let m = XavierNx::new(dnn);
+            let unknown = Clocks {
+                emc_hz: 0,
+                ..at(CPU_MAX, XAVIER_NX_GPU_HZ[3])
+            };
+            let top = at(CPU_MAX, XAVIER_NX_GPU_HZ[3]);
+            for b in [1, 7, 16] {
+                assert_eq!(m.service_time_s(top, b), m.service_time_s(unknown, b));
+                assert_eq!(m.busy_power_w(top, b), m.busy_power_w(unknown, b));
+            }
+            assert_eq!(m.idle_power_w(top), m.idle_power_w(unknown));
+        }
+    }
+
+    #[test]
+    fn a_lower_memory_clock_saves_idle_power_and_slows_memory_bound_work() {
+        let m = XavierNx::new(DnnKind::BertTiny);
+        let low = |emc_hz| Clocks {
+            emc_hz,
+            ..at(CPU_MAX, GPU_MAX)
+        };
+        let (idle_top, idle_min) = (
+            m.idle_power_w(low(EMC_MAX)),
+            m.idle_power_w(low(XAVIER_NX_EMC_HZ[0])),
+        );
+        assert!(
+            within(idle_top - idle_min, 0.55, 0.05),
+            "{idle_top} W -> {idle_min} W"
+        );
+        // Idle power falls and service time rises monotonically with the clock.
+        for w in XAVIER_NX_EMC_HZ.windows(2) {
+            assert!(m.idle_power_w(low(w[0])) < m.idle_power_w(low(w[1])));
+            assert!(m.service_time_s(low(w[0]), 16) > m.service_time_s(low(w[1]), 16));
+        }
+        // BERT-tiny's memory part (2.8 ms of 9.8 at batch 16) takes 7.8x longer at 204 MHz.
+        let slow = m.service_time_s(low(XAVIER_NX_EMC_HZ[0]), 16);
+        assert!(within(slow, 0.0098 + 6.84 * 0.0028, 0.05), "{slow} s");
+    }
+
+    #[test]
+    fn at_light_load_a_middle_memory_clock_saves_energy() {
+        // One BERT-tiny request every 90 ms: the board idles most of the time,
+        // so energy per request is mostly idle power; the memory clock that
+        // minimises it is below the top and above the bottom.
+        let m = XavierNx::new(DnnKind::BertTiny);
+        let energy = |emc_hz| {
+            let c = Clocks {
+                emc_hz,
+                ..at(XAVIER_NX_CPU_KHZ[12], XAVIER_NX_GPU_HZ[0])
+            };
+            let t = m.service_time_s(c, 1);
+            m.busy_power_w(c, 1) * t + m.idle_power_w(c) * (0.090 - t)
+        };
+        let top = energy(EMC_MAX);
+        assert!(energy(XAVIER_NX_EMC_HZ[3]) < 0.9 * top);
     }
 }

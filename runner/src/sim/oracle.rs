@@ -8,7 +8,7 @@
 //! - every config over the first [`SCREEN_WINDOWS`] windows (enough for a
 //!   stationary workload to rank configs);
 //! - for traces, whose load changes over hours, also a coarse grid (every other
-//!   CPU and GPU level with the top one, batches 1 2 3 4 6 8 12 16) over the
+//!   level of each clock with the top one, batches 1 2 3 4 6 8 12 16) over the
 //!   full run;
 //! - the [`FINALISTS`] best of each screen over the full run.
 //!
@@ -17,11 +17,12 @@
 use anyhow::Result;
 use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::optimizer::Fixed;
-use ecoedge_core::space::Config;
+use ecoedge_core::space::{Config, Knob};
 use rayon::prelude::*;
 
 use super::model::DeviceModel;
 use super::{SimSetup, Stop, simulate, space_of};
+use crate::knobs::configs;
 use crate::metrics::PhaseStats;
 
 /// Windows of the screening stage.
@@ -87,16 +88,9 @@ pub fn best_static(
     setup: &SimSetup,
     baseline: &Baseline,
 ) -> Result<StaticBest> {
-    let space = space_of(model, setup.lower_limits)?;
+    let space = space_of(model, setup)?;
     let dims = space.dims();
-    let mut all = Vec::with_capacity(space.size());
-    for c in dims[0].lower()..dims[0].len() {
-        for g in dims[1].lower()..dims[1].len() {
-            for b in dims[2].lower()..dims[2].len() {
-                all.push(space.config(&[c, g, b])?);
-            }
-        }
-    }
+    let all = configs(&space);
     let screened = rank(model, setup, baseline, &all, Stop::Windows(SCREEN_WINDOWS))?;
     let mut finalists: Vec<Config> = screened.iter().take(FINALISTS).map(|r| r.2).collect();
     if setup.workload.is_trace() {
@@ -108,7 +102,12 @@ pub fn best_static(
                     let (i, top) = (c.index(d), dims[d].max_index());
                     i == top || (top - i) % 2 == 0
                 };
-                every_other(0) && every_other(1) && COARSE_BATCHES.contains(&space.batch_size(c))
+                let clocks = dims
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.knob() != Knob::Batch);
+                clocks.map(|(i, _)| i).all(every_other)
+                    && COARSE_BATCHES.contains(&space.batch_size(c))
             })
             .collect();
         let full = rank(model, setup, baseline, &coarse, setup.stop)?;

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
 
-use super::model::DeviceModel;
+use super::model::{Clocks, DeviceModel};
 
 /// The header line of a profile file.
 pub const HEADER: &str = "cpu_khz,gpu_hz,batch,latency_s,busy_power_w,idle_power_w";
@@ -144,9 +144,11 @@ impl Profile {
         })
     }
 
-    fn at(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> [f64; 3] {
-        let c = nearest(&self.cpu, cpu_khz);
-        let g = nearest(&self.gpu, gpu_hz);
+    /// The table entry nearest these clocks (a profile is measured at one
+    /// memory clock, so the memory clock is ignored).
+    fn at(&self, clocks: Clocks, batch: u32) -> [f64; 3] {
+        let c = nearest(&self.cpu, clocks.cpu_khz);
+        let g = nearest(&self.gpu, clocks.gpu_hz);
         let b = batch.clamp(1, self.max_batch) as usize - 1;
         self.table[(c * self.gpu.len() + g) * self.max_batch as usize + b]
     }
@@ -190,30 +192,37 @@ impl DeviceModel for Profile {
     fn max_batch(&self) -> u32 {
         self.max_batch
     }
-    fn service_time_s(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64 {
-        self.at(cpu_khz, gpu_hz, batch)[0]
+    fn service_time_s(&self, clocks: Clocks, batch: u32) -> f64 {
+        self.at(clocks, batch)[0]
     }
-    fn busy_power_w(&self, cpu_khz: u32, gpu_hz: u32, batch: u32) -> f64 {
-        self.at(cpu_khz, gpu_hz, batch)[1]
+    fn busy_power_w(&self, clocks: Clocks, batch: u32) -> f64 {
+        self.at(clocks, batch)[1]
     }
-    fn idle_power_w(&self, cpu_khz: u32, gpu_hz: u32) -> f64 {
-        self.at(cpu_khz, gpu_hz, 1)[2]
+    fn idle_power_w(&self, clocks: Clocks) -> f64 {
+        self.at(clocks, 1)[2]
     }
 }
 
-/// Writes every config of `model` in the profile format.
+/// Writes every config of `model` in the profile format, at its top memory
+/// clock (the format has no memory column).
 pub fn write_profile(model: &dyn DeviceModel) -> String {
     let mut s = String::from(HEADER);
     s.push('\n');
-    for &c in model.cpu_levels_khz() {
-        for &g in model.gpu_levels_hz() {
+    let emc_hz = model.emc_levels_hz().last().copied().unwrap_or(0);
+    for &cpu_khz in model.cpu_levels_khz() {
+        for &gpu_hz in model.gpu_levels_hz() {
+            let at = Clocks {
+                cpu_khz,
+                gpu_hz,
+                emc_hz,
+            };
             for b in 1..=model.max_batch() {
                 let _ = writeln!(
                     s,
-                    "{c},{g},{b},{},{},{}",
-                    model.service_time_s(c, g, b),
-                    model.busy_power_w(c, g, b),
-                    model.idle_power_w(c, g)
+                    "{cpu_khz},{gpu_hz},{b},{},{},{}",
+                    model.service_time_s(at, b),
+                    model.busy_power_w(at, b),
+                    model.idle_power_w(at)
                 );
             }
         }
@@ -226,20 +235,29 @@ mod tests {
     use super::*;
     use crate::sim::model::{DnnKind, XavierNx};
 
+    fn clocks(cpu_khz: u32, gpu_hz: u32) -> Clocks {
+        Clocks {
+            cpu_khz,
+            gpu_hz,
+            emc_hz: 0,
+        }
+    }
+
     #[test]
     fn the_analytic_model_round_trips_through_a_profile() {
         let m = XavierNx::new(DnnKind::Resnet50);
         let p = Profile::parse(&write_profile(&m)).unwrap();
         assert_eq!(p.cpu_levels_khz(), m.cpu_levels_khz());
         assert_eq!(p.max_batch(), 16);
-        for (c, g, b) in [
+        for (cpu_khz, gpu_hz, b) in [
             (115_200, 114_750_000, 1),
             (1_907_200, 1_109_250_000, 16),
             (960_000, 599_250_000, 7),
         ] {
-            assert!((p.service_time_s(c, g, b) - m.service_time_s(c, g, b)).abs() < 1e-12);
-            assert!((p.busy_power_w(c, g, b) - m.busy_power_w(c, g, b)).abs() < 1e-12);
-            assert!((p.idle_power_w(c, g) - m.idle_power_w(c, g)).abs() < 1e-12);
+            let c = clocks(cpu_khz, gpu_hz);
+            assert!((p.service_time_s(c, b) - m.service_time_s(c, b)).abs() < 1e-12);
+            assert!((p.busy_power_w(c, b) - m.busy_power_w(c, b)).abs() < 1e-12);
+            assert!((p.idle_power_w(c) - m.idle_power_w(c)).abs() < 1e-12);
         }
     }
 
@@ -250,8 +268,8 @@ mod tests {
         );
         let p = Profile::parse(&text).unwrap();
         assert_eq!(p.max_batch(), 3);
-        assert_eq!(p.service_time_s(200, 1000, 1), 0.020);
-        let mid = p.service_time_s(100, 1000, 2);
+        assert_eq!(p.service_time_s(clocks(200, 1000), 1), 0.020);
+        let mid = p.service_time_s(clocks(100, 1000), 2);
         assert!(mid > 0.010 && mid < 0.030, "{mid}");
     }
 

@@ -13,18 +13,25 @@
 //! "overall" the whole run. A run that never settles has no convergence window;
 //! its "after" figures are those of the last 20 % of windows.
 
-use anyhow::Result;
+pub mod plots;
+pub mod results;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::optimizer::Fixed;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cmd::sim::simulate_named;
 use crate::metrics::PhaseStats;
+use crate::record::Outcome;
 use crate::report::ConfigJson;
 use crate::sim::model::DeviceModel;
+use crate::sim::named::{optimizer_named, simulate_named};
 use crate::sim::oracle::{best_static, reference_baseline};
-use crate::sim::{Outcome, SimSetup, simulate};
+use crate::sim::{SimSetup, simulate, space_of};
+use results::{BaselineJson, CompareJson, aggregate, headline, headline_text, table};
 
 /// Windows in the rolling mean of the convergence rule.
 const ROLLING: usize = 5;
@@ -164,6 +171,136 @@ pub fn run_task(model: &dyn DeviceModel, prepared: &[Prepared], task: &Task) -> 
         &p.baseline,
         setup.settings.window.alpha,
     ))
+}
+
+/// A comparison to run: every optimizer on every workload, `repeats` times.
+pub struct Comparison<'m> {
+    /// Device name, for the report.
+    pub device: String,
+    /// DNN name, for the report.
+    pub model: String,
+    /// The device model simulated.
+    pub device_model: &'m dyn DeviceModel,
+    /// One setup per workload (seed of repeat 0).
+    pub setups: Vec<SimSetup>,
+    /// Optimizer names (`oracle` included where wanted).
+    pub optimizers: Vec<String>,
+    /// Reruns per optimizer and workload.
+    pub repeats: u32,
+}
+
+impl Comparison<'_> {
+    /// Units of work [`Comparison::run`] reports progress in: one per
+    /// workload's baseline, one per run.
+    pub fn steps(&self) -> u64 {
+        let w = self.setups.len();
+        (w + w * self.optimizers.len() * self.repeats as usize) as u64
+    }
+
+    /// Checks every optimizer name against the space before minutes of work.
+    pub fn check(&self) -> Result<()> {
+        let Some(first) = self.setups.first() else {
+            return Ok(());
+        };
+        let space = space_of(self.device_model, first)?;
+        for o in self.optimizers.iter().filter(|o| *o != "oracle") {
+            optimizer_named(o, &space, 0).context("--optimizers")?;
+        }
+        Ok(())
+    }
+
+    /// Runs every task in parallel; `progress` hears of each finished step
+    /// and what the work is now.
+    pub fn run(&self, progress: &(dyn Fn(u64, &'static str) + Sync)) -> Result<CompareJson> {
+        let model = self.device_model;
+        let w = self.setups.len();
+        progress(0, "baselines");
+        let wants_oracle = self.optimizers.iter().any(|o| o == "oracle");
+        let prepared: Vec<Prepared> = prepare(model, self.setups.clone(), wants_oracle)?;
+        progress(w as u64, "runs");
+        let tasks: Vec<Task> = (0..w)
+            .flat_map(|w| {
+                self.optimizers.iter().flat_map(move |o| {
+                    (0..self.repeats).map(move |repeat| Task {
+                        workload: w,
+                        optimizer: o.clone(),
+                        repeat,
+                    })
+                })
+            })
+            .collect();
+        let specs: Vec<String> = self.setups.iter().map(|s| s.workload.to_string()).collect();
+        let figures = tasks
+            .par_iter()
+            .map(|t| {
+                let r = run_task(model, &prepared, t)
+                    .with_context(|| format!("{} on {}", t.optimizer, specs[t.workload]));
+                progress(1, "runs");
+                r
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut results = Vec::new();
+        for (w, spec) in specs.iter().enumerate() {
+            for o in &self.optimizers {
+                let runs: Vec<RunFigures> = tasks
+                    .iter()
+                    .zip(&figures)
+                    .filter(|(t, _)| t.workload == w && &t.optimizer == o)
+                    .map(|(_, f)| f.clone())
+                    .collect();
+                results.push(aggregate(spec, o, &runs));
+            }
+        }
+        let first = &self.setups[0];
+        Ok(CompareJson {
+            device: self.device.clone(),
+            model: self.model.clone(),
+            alpha: first.settings.window.alpha.get(),
+            seed: first.seed,
+            repeats: self.repeats,
+            baselines: specs
+                .iter()
+                .zip(&prepared)
+                .map(|(w, p)| BaselineJson {
+                    workload: w.clone(),
+                    energy_j: p.baseline.energy_j(),
+                    latency_s: p.baseline.latency_s(),
+                })
+                .collect(),
+            headline: headline(&results),
+            results,
+        })
+    }
+}
+
+/// The markdown report of `doc`: a table per workload and the headline.
+pub fn report_text(doc: &CompareJson) -> String {
+    let mut text = format!(
+        "## {} on {} (alpha {}, seed {}, {} repeats)\n\n",
+        doc.model, doc.device, doc.alpha, doc.seed, doc.repeats
+    );
+    for b in &doc.baselines {
+        text.push_str(&table(&doc.results, &b.workload));
+        text.push('\n');
+    }
+    if let Some(h) = &doc.headline {
+        text.push_str(&headline_text(h));
+        text.push('\n');
+    }
+    text
+}
+
+/// Writes `tables.md` (`text`), `results.json` and the plots into `dir`.
+pub fn write_out(dir: &Path, doc: &CompareJson, text: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(dir.join("tables.md"), text)
+        .with_context(|| format!("cannot write into {}", dir.display()))?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(doc)? + "\n",
+    )?;
+    plots::write_all(dir, doc)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use plotters::coord::combinators::WithKeyPoints;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::cmd::compare::{CompareJson, ResultJson};
+use super::results::{CompareJson, ResultJson};
 
 /// File-name form of a workload spec: `bursty:10@500ms` -> `bursty-10at500ms`.
 pub fn slug(workload: &str) -> String {
