@@ -352,6 +352,21 @@ impl<T> Producer<'_, T> {
     pub fn stats(&self) -> QueueStats {
         self.counters.stats()
     }
+
+    /// Room left: how many more requests a push would take now. Only the
+    /// consumer changes it meanwhile, and only upwards.
+    pub fn free(&self) -> usize {
+        self.inner.capacity() - self.inner.len()
+    }
+
+    /// Counts `n` requests refused without offering them: a caller that
+    /// refuses a group of requests as a whole (the samples of one inference
+    /// request) when [`free`](Self::free) says they do not all fit.
+    pub fn refuse(&mut self, n: u64) {
+        for _ in 0..n {
+            self.counters.refused.bump();
+        }
+    }
 }
 
 /// The service half of a split [`RingQueue`]: owns the read index and the `served`
@@ -382,6 +397,19 @@ impl<T> RequestSource<T> for Consumer<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_producer_knows_its_room_and_counts_whole_refusals() {
+        let mut q: RingQueue<u8, 4> = RingQueue::new();
+        let (mut p, mut c) = q.split();
+        assert_eq!(p.free(), 3);
+        p.push(Instant::ZERO, 1).unwrap();
+        assert_eq!(p.free(), 2);
+        p.refuse(3);
+        assert_eq!(p.stats().refused, 3);
+        assert!(c.dequeue().is_some());
+        assert_eq!(p.free(), 3);
+    }
 
     #[test]
     fn smallest_queue_holds_one() {
