@@ -116,6 +116,19 @@ impl<T, const B: usize> BatchBuffer<T, B> {
         src: &mut S,
         out: &mut Vec<Request<T>, B>,
     ) -> usize {
+        self.take(now, size, false, src, out)
+    }
+
+    /// As [`release`](Self::release), but `drain` releases a partial batch
+    /// too: the service is closing and nothing more will arrive to fill it.
+    pub(crate) fn take<S: RequestSource<T>>(
+        &mut self,
+        now: Instant,
+        size: usize,
+        drain: bool,
+        src: &mut S,
+        out: &mut Vec<Request<T>, B>,
+    ) -> usize {
         debug_assert!((1..=B).contains(&size), "batch size {size} outside 1..={B}");
         while self.pending.len() < size {
             match src.dequeue() {
@@ -129,7 +142,7 @@ impl<T, const B: usize> BatchBuffer<T, B> {
         let full = self.pending.len() >= size;
         let expired = self.deadline().is_some_and(|d| now >= d);
         out.clear();
-        if !(full || expired) {
+        if !(full || expired || drain) {
             return 0;
         }
         while out.len() < size {
@@ -181,6 +194,18 @@ mod tests {
         assert_eq!(b.poll(t(14), 4, &mut q, &mut out), Ok(0));
         assert_eq!(b.deadline(), Some(t(15)));
         assert_eq!(b.poll(t(15), 4, &mut q, &mut out), Ok(1));
+    }
+
+    #[test]
+    fn draining_releases_a_partial_batch_the_rule_would_hold() {
+        let mut q: RingQueue<u8, 8> = RingQueue::new();
+        let mut b: BatchBuffer<u8, 4> = BatchBuffer::new(None);
+        let mut out = Vec::new();
+        q.push(t(0), 1).unwrap();
+        q.push(t(1), 2).unwrap();
+        assert_eq!(b.take(t(2), 4, false, &mut q, &mut out), 0);
+        assert_eq!(b.take(t(2), 4, true, &mut q, &mut out), 2);
+        assert_eq!(b.take(t(2), 4, true, &mut q, &mut out), 0);
     }
 
     #[test]

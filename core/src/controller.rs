@@ -425,12 +425,37 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
         src: &mut S,
         out: &mut Vec<Request<T>, B>,
     ) -> Result<usize, PollBatchError> {
+        self.form(now, energy_j, false, src, out)
+    }
+
+    /// As [`poll_batch`](Self::poll_batch), for a service that is closing:
+    /// releases whatever waits, up to one batch, even a partial one that the
+    /// batch rule would hold, so that every accepted request is served.
+    /// Returns 0 only when nothing waits. Bounded work: at most `B` requests move.
+    pub fn poll_drain<S: RequestSource<T>>(
+        &mut self,
+        now: Instant,
+        energy_j: f64,
+        src: &mut S,
+        out: &mut Vec<Request<T>, B>,
+    ) -> Result<usize, PollBatchError> {
+        self.form(now, energy_j, true, src, out)
+    }
+
+    fn form<S: RequestSource<T>>(
+        &mut self,
+        now: Instant,
+        energy_j: f64,
+        drain: bool,
+        src: &mut S,
+        out: &mut Vec<Request<T>, B>,
+    ) -> Result<usize, PollBatchError> {
         if self.in_flight.is_some() {
             return Err(PollBatchError::BatchInFlight);
         }
         self.observe(now, energy_j)?;
         let size = self.space.batch_size(&self.config) as usize;
-        let n = self.batcher.release(now, size, src, out);
+        let n = self.batcher.take(now, size, drain, src, out);
         if n > 0 {
             // A window closes only when a batch is done, and no poll comes
             // between forming a batch and its end: this is the count at the

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ecoedge_core::cost::Baseline;
 use ecoedge_core::space::{Config, Knob, Space};
-use ecoedge_core::window::WindowSettings;
+use ecoedge_core::window::{WindowReport, WindowSettings};
 use serde::Serialize;
 
 use crate::metrics::PhaseStats;
@@ -238,6 +238,39 @@ impl Summary {
             final_config: ConfigJson::new(&out.space, &out.final_config),
         }
     }
+}
+
+/// The live line a closed window prints on stderr: the config it measured,
+/// energy per request, latency, cost, and the optimizer's move.
+pub fn window_line(space: &Space, w: &WindowReport, next: &Config) -> String {
+    let config = |c: &Config| {
+        let c = ConfigJson::new(space, c);
+        let mut parts = Vec::new();
+        if let Some(v) = c.cpu_khz {
+            parts.push(format!("cpu {} MHz", v / 1_000));
+        }
+        if let Some(v) = c.gpu_hz {
+            parts.push(format!("gpu {} MHz", v / 1_000_000));
+        }
+        if let Some(v) = c.emc_hz {
+            parts.push(format!("emc {} MHz", v / 1_000_000));
+        }
+        parts.push(format!("batch {}", c.batch));
+        parts.join(", ")
+    };
+    let moved = if *next == w.config {
+        "stays".to_string()
+    } else {
+        format!("-> {}", config(next))
+    };
+    format!(
+        "window {:>4}: {} | {:.2} mJ/req, {:.1} ms, cost {:.3} | {moved}",
+        w.index,
+        config(&w.config),
+        w.energy_j * 1e3,
+        w.latency_s * 1e3,
+        w.cost.mean
+    )
 }
 
 /// One row of `requests.csv`.

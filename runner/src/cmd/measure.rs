@@ -20,24 +20,64 @@ pub enum Limits {
     Original,
 }
 
-/// How windows are measured and costs weighed; shared by `sim` and `compare`.
+/// `--max-wait`: how long a partial batch may wait, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxWait {
+    /// Release a partial batch once its oldest request waited this long.
+    Bounded(Duration),
+    /// The paper's rule: full batches only.
+    Unbounded,
+}
+
+fn parse_max_wait(s: &str) -> Result<MaxWait, String> {
+    if s == "none" {
+        Ok(MaxWait::Unbounded)
+    } else {
+        parse_duration(s).map(MaxWait::Bounded)
+    }
+}
+
+/// What a command measures by default when its flags do not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// Requests per window.
+    pub window: u32,
+    /// Requests discarded after a config change.
+    pub warmup: u32,
+    /// Longest a partial batch waits (`None`: full batches only).
+    pub max_wait: Option<Duration>,
+}
+
+impl Defaults {
+    /// `sim` and `compare`: the paper's windows of 416 requests with 100 of
+    /// warm-up, and its full-batch rule, so the tables compare with the paper.
+    pub const PAPER: Defaults = Defaults {
+        window: 416,
+        warmup: 100,
+        max_wait: None,
+    };
+}
+
+/// How windows are measured and costs weighed; shared by `run`, `sim` and `compare`.
 #[derive(Debug, Clone, Args)]
 pub struct MeasureArgs {
     /// Weight of energy in the cost (0 = latency only, 1 = energy only).
     #[arg(long, default_value_t = 0.5)]
     pub alpha: f64,
-    /// Requests per measurement window.
-    #[arg(long, default_value_t = 416)]
-    pub window: u32,
-    /// Requests discarded after a config change.
-    #[arg(long, default_value_t = 100)]
-    pub warmup: u32,
+    /// Requests per measurement window (sim and compare: 416, the paper's; run: 100).
+    #[arg(long)]
+    pub window: Option<u32>,
+    /// Requests discarded after a config change (sim and compare: 100; run: 20).
+    #[arg(long)]
+    pub warmup: Option<u32>,
     /// Energy charged to requests: everything the meter saw, or only batch time.
     #[arg(long, value_enum, default_value_t = Scope::Total)]
     pub scope: Scope,
-    /// Release a partial batch once its oldest request waited this long (e.g. 100ms); off by default.
-    #[arg(long, value_parser = parse_duration)]
-    pub max_wait: Option<Duration>,
+    /// Release a partial batch once its oldest request waited this long (e.g. 100ms), or
+    /// `none` for full batches only (sim and compare: none, the paper's rule; run: one
+    /// largest batch's time, measured at start).
+    #[arg(long, value_parser = parse_max_wait)]
+    pub max_wait: Option<MaxWait>,
     /// Lower search limits.
     #[arg(long, value_enum, default_value_t = Limits::Full)]
     pub limits: Limits,
@@ -56,23 +96,33 @@ pub enum Scope {
 }
 
 impl MeasureArgs {
-    /// Controller settings and lower limits from the flags.
-    pub fn settings(&self) -> Result<(Settings, LowerLimits)> {
+    /// Controller settings and lower limits from the flags, `defaults` where
+    /// they say nothing.
+    pub fn settings(&self, defaults: &Defaults) -> Result<(Settings, LowerLimits)> {
+        let (requests, warmup) = (
+            self.window.unwrap_or(defaults.window),
+            self.warmup.unwrap_or(defaults.warmup),
+        );
         let window = WindowSettings {
-            requests: self.window,
-            warmup: self.warmup,
+            requests,
+            warmup,
             alpha: Alpha::new(self.alpha).map_err(|e| anyhow::anyhow!("--alpha: {e}"))?,
             scope: match self.scope {
                 Scope::Total => EnergyScope::Total,
                 Scope::Active => EnergyScope::Active,
             },
         };
-        window.validate().map_err(|e| {
-            anyhow::anyhow!("--window {} --warmup {}: {e}", self.window, self.warmup)
-        })?;
+        window
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--window {requests} --warmup {warmup}: {e}"))?;
+        let max_wait = match self.max_wait {
+            Some(MaxWait::Bounded(d)) => Some(d),
+            Some(MaxWait::Unbounded) => None,
+            None => defaults.max_wait,
+        };
         let settings = Settings {
             window,
-            max_wait: self.max_wait,
+            max_wait,
             ..Settings::default()
         };
         let limits = match self.limits {

@@ -16,12 +16,12 @@ use ecoedge_models::Builtin;
 use indicatif::{ProgressBar, ProgressStyle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use super::measure::MeasureArgs;
+use super::measure::{Defaults, MeasureArgs};
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::MAX_BATCH;
 use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
 use crate::record::Outcome;
-use crate::report::{self, Meta, Summary};
+use crate::report::{self, Meta, Summary, window_line};
 use crate::service::{RunSetup, run_workload};
 use crate::units::parse_duration;
 use crate::workload::Workload;
@@ -93,6 +93,32 @@ pub fn model_path(model: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// What `run` measures by default: windows of 100 requests with 20 of warm-up,
+/// so the default 60 s at 20 requests/s closes 11 windows after calibration
+/// and the optimizer is seen at work (the paper's 416 would close 2); and a
+/// bounded batch wait, so a quiet period cannot strand requests in a partial
+/// batch (its length is measured at start, see [`largest_batch_time`]).
+const BOARD: Defaults = Defaults {
+    window: 100,
+    warmup: 20,
+    max_wait: None,
+};
+
+/// The default maximum wait: the time one batch of the largest size takes on
+/// this engine, timed once after the plans are built (1 ms to 1 s). Waiting
+/// that long for a batch to fill at most doubles a request's latency against
+/// running the largest batch at once; waiting longer buys little, since by
+/// then running what waits would already have been done.
+fn largest_batch_time(engine: &mut dyn Engine) -> Result<CoreDuration> {
+    let max = engine.max_batch();
+    let t = std::time::Instant::now();
+    engine
+        .run_synthetic(max)
+        .context("timing the largest batch")?;
+    let us = t.elapsed().as_micros().clamp(1_000, 1_000_000) as u64;
+    Ok(CoreDuration::from_micros(us))
+}
+
 /// `ecoedge run`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let workload = Workload::parse(&args.workload)?;
@@ -105,7 +131,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.threads == 0 {
         bail!("--threads must be at least 1");
     }
-    let (settings, limits) = args.measure.settings()?;
+    // Check the flags before minutes of plan building; the maximum wait's
+    // default needs the engine, so the settings are made again below.
+    args.measure.settings(&BOARD)?;
     // First Ctrl-C or SIGTERM: stop arrivals, drain, restore, summarise (during
     // the plan build: stop before serving). A second one ends the process at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -157,6 +185,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .collect::<String>()
     );
 
+    let defaults = Defaults {
+        max_wait: Some(largest_batch_time(&mut engine)?),
+        ..BOARD
+    };
+    let (settings, limits) = args.measure.settings(&defaults)?;
+    if let Some(wait) = settings.max_wait {
+        eprintln!(
+            "batches: 1..={}, a partial batch waits at most {:.1} ms",
+            args.max_batch,
+            wait.as_secs_f64() * 1e3
+        );
+    }
+
     let clock = MonotonicClock::new();
     let mut board = LinuxBoard::open(args.board, &args.sysfs_root, clock, args.meter.as_ref())?;
     for note in &board.notes {
@@ -168,8 +209,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
         anyhow!(
             "--window {} --warmup {}: {e}",
-            args.measure.window,
-            args.measure.warmup
+            settings.window.requests,
+            settings.window.warmup
         )
     })?;
 
@@ -190,13 +231,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let mut last_draw = start;
     let redraw = CoreDuration::from_millis(100);
     let result = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |p| {
+        if let Some(w) = p.window {
+            // `suspend`, not `println`: a hidden bar (stderr not a terminal)
+            // would swallow the line.
+            bar.suspend(|| eprintln!("{}", window_line(p.space, w, &p.config)));
+        }
         // Redraw at most ten times a second: the bar must not cost throughput.
         if p.now >= last_draw + redraw {
             last_draw = p.now;
             bar.set_position(p.now.saturating_since(start).as_micros() / 1000);
             bar.set_message(format!(
                 "{} served, {} windows, batch {}",
-                p.served, p.windows, p.batch
+                p.served,
+                p.windows,
+                p.space.batch_size(&p.config)
             ));
         }
     });

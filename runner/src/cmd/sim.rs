@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use ecoedge_core::time::Duration;
 
-use super::measure::MeasureArgs;
+use super::measure::{Defaults, MeasureArgs};
 use crate::device;
 use crate::report::{self, Meta, Summary};
 use crate::sim::named::simulate_named;
@@ -57,7 +57,7 @@ pub fn setup(
     measure: &MeasureArgs,
 ) -> Result<SimSetup> {
     let mut setup = SimSetup::new(workload.clone(), seed);
-    let (settings, limits) = measure.settings()?;
+    let (settings, limits) = measure.settings(&Defaults::PAPER)?;
     setup.settings = settings;
     setup.lower_limits = limits;
     setup.knobs = measure.knobs.clone();

@@ -256,8 +256,9 @@ impl Service {
                         |_| {},
                     );
                     let summary = (ctl.config(), ctl.baseline());
-                    // Requests left in a partial batch go with the controller:
-                    // their tickets see `NotServed` instead of waiting forever.
+                    // After an error, requests left in a partial batch go with
+                    // the controller: their tickets see `NotServed` instead of
+                    // waiting forever. (Without one, the loop drained them all.)
                     drop(ctl);
                     if result.is_err() {
                         failed.store(true, Ordering::Release);

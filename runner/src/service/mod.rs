@@ -7,6 +7,8 @@
 //! another thread through the core's [`RingQueue`], split into a producer (the
 //! arrival thread, or the integrator's `submit` calls) and a consumer (this loop);
 //! the producer wakes the loop after each push, so an idle loop costs nothing.
+//! When the producer closes, the loop drains: every accepted request is
+//! served, partial batches included, before it returns.
 //!
 //! [`run_workload`] serves a [`Workload`] on synthetic inputs (`ecoedge run`);
 //! [`api`] wraps an integrator's own batch-inference closure.
@@ -23,7 +25,9 @@ use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::controller::Controller;
 use ecoedge_core::optimizer::Optimizer;
 use ecoedge_core::queue::{Consumer, Producer, Request, RequestSource, RingQueue};
+use ecoedge_core::space::{Config, Space};
 use ecoedge_core::time::{Duration, Instant};
+use ecoedge_core::window::WindowReport;
 
 use crate::board::LinuxBoard;
 use crate::capacity::{MAX_BATCH, QUEUE};
@@ -37,31 +41,60 @@ const IDLE_CHECK: StdDuration = StdDuration::from_millis(50);
 /// A batch as the controller hands it out.
 pub type Batch<T> = heapless::Vec<Request<T>, MAX_BATCH>;
 
-/// Progress, handed to the observer after every batch.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    /// The time on the service's clock.
-    pub now: Instant,
-    /// Requests served so far.
-    pub served: u64,
-    /// Windows closed so far.
-    pub windows: usize,
-    /// Batch size of the config in force.
-    pub batch: u32,
+/// Where the loop takes requests from: the core's queue, split (a producer
+/// thread and this loop) or shared behind a lock (many HTTP handlers).
+pub trait Queue<T>: RequestSource<T> {
+    /// Requests refused so far.
+    fn refused(&self) -> u64;
 }
 
-/// Serves batches until `closed` is set and nothing more can be released: the
-/// queue is drained of every full batch (and of partial ones when the
-/// controller has a maximum wait). `execute` runs a batch; it may take the
-/// payloads out. Errors stop the loop at once.
+impl<T> Queue<T> for Consumer<'_, T> {
+    fn refused(&self) -> u64 {
+        self.stats().refused
+    }
+}
+
+/// What the observer hears after every batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// When the batch started.
+    pub started: Instant,
+    /// When it was done.
+    pub now: Instant,
+    /// The meter's cumulative reading when it started, joules.
+    pub meter_start_j: f64,
+    /// The meter's cumulative reading when it was done, joules.
+    pub meter_end_j: f64,
+    /// Requests in the batch.
+    pub size: usize,
+    /// Requests served so far.
+    pub served: u64,
+    /// Requests waiting (queue and batch buffer) after it.
+    pub waiting: usize,
+    /// Windows closed so far.
+    pub windows: usize,
+    /// The window this batch closed, if any.
+    pub window: Option<&'a WindowReport>,
+    /// The config this batch ran with.
+    pub ran: Config,
+    /// The config in force from now on.
+    pub config: Config,
+    /// The knob space.
+    pub space: &'a Space,
+}
+
+/// Serves batches until `closed` is set and everything accepted is served:
+/// once closed, partial batches are released too (the controller's drain),
+/// so nothing waits for requests that will not come. `execute` runs a batch;
+/// it may take the payloads out. Errors stop the loop at once.
 fn serve_loop<T, O: Optimizer>(
     ctl: &mut Controller<T, O, MAX_BATCH>,
     board: &mut LinuxBoard,
     clock: &MonotonicClock,
-    consumer: &mut Consumer<'_, T>,
+    source: &mut impl Queue<T>,
     closed: &AtomicBool,
     mut execute: impl FnMut(&mut Batch<T>) -> Result<()>,
-    mut observe: impl FnMut(Progress),
+    mut observe: impl FnMut(Progress<'_>),
 ) -> Result<Recorder> {
     let mut record = Recorder::new();
     let mut batch: Batch<T> = heapless::Vec::new();
@@ -73,37 +106,48 @@ fn serve_loop<T, O: Optimizer>(
         let finished = closed.load(Ordering::Acquire);
         let now = clock.now();
         let energy = board.energy_j(now)?;
-        let n = ctl.poll_batch(now, energy, consumer, &mut batch)?;
+        let mut n = ctl.poll_batch(now, energy, source, &mut batch)?;
+        if n == 0 && finished {
+            n = ctl.poll_drain(now, energy, source, &mut batch)?;
+        }
         if n > 0 {
             arrivals.clear();
             for r in &batch {
                 // Cannot fail: both hold at most MAX_BATCH.
                 let _ = arrivals.push(r.arrival);
             }
+            let ran = ctl.config();
             execute(&mut batch)?;
             let done = clock.now();
-            let energy = board.energy_j(done)?;
-            let c = ctl.handle_batch_done(done, energy)?;
+            let energy_done = board.energy_j(done)?;
+            let c = ctl.handle_batch_done(done, energy_done)?;
             record.batch_done(arrivals.iter().copied(), done, &c);
-            record.refusals(consumer.stats().refused);
+            record.refusals(source.refused());
             record.window_closed(&c);
             if let Some(config) = c.apply {
                 board.apply(ctl.space(), &config, |k| ctl.governed(k))?;
             }
             observe(Progress {
+                started: now,
                 now: done,
+                meter_start_j: energy,
+                meter_end_j: energy_done,
+                size: n,
                 served: ctl.served(),
+                waiting: source.len() + ctl.buffered(),
                 windows: record.windows(),
-                batch: ctl.space().batch_size(&ctl.config()),
+                window: c.window.as_ref(),
+                ran,
+                config: ctl.config(),
+                space: ctl.space(),
             });
             continue;
         }
-        let deadline = ctl.poll_timeout();
-        if finished && consumer.is_empty() && deadline.is_none() {
-            // Whatever sits in the batch buffer now is below one batch and no
-            // maximum wait will release it: it stays counted as pending.
+        if finished {
+            // The drain released nothing: nothing waits anywhere.
             return Ok(record);
         }
+        let deadline = ctl.poll_timeout();
         let wait = deadline.map_or(IDLE_CHECK, |d| {
             StdDuration::from_micros(d.saturating_since(now).as_micros()).min(IDLE_CHECK)
         });
@@ -132,7 +176,7 @@ pub fn run_workload<O: Optimizer>(
     setup: &RunSetup,
     clock: MonotonicClock,
     stop: &AtomicBool,
-    observe: impl FnMut(Progress),
+    observe: impl FnMut(Progress<'_>),
 ) -> Result<Outcome> {
     let arrivals = setup.workload.arrivals(setup.seed)?;
     let mut queue: RingQueue<(), QUEUE> = RingQueue::new();
