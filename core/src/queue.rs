@@ -296,6 +296,14 @@ impl<T, const N: usize> RingQueue<T, N> {
         self.counters.push(|r| inner.enqueue(r), now, payload)
     }
 
+    /// Counts `n` requests refused without offering them, as
+    /// [`Producer::refuse`].
+    pub fn refuse(&mut self, n: u64) {
+        for _ in 0..n {
+            self.counters.refused.bump();
+        }
+    }
+
     /// The oldest request, counted as served.
     pub fn pop(&mut self) -> Option<Request<T>> {
         let r = self.inner.dequeue()?;

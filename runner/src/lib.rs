@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod record;
 pub mod report;
 pub mod service;
+pub mod serve;
 pub mod sim;
 pub mod units;
 pub mod workload;

@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Serve real inference requests on this board while the optimizer tunes it.
     Run(cmd::run::RunArgs),
+    /// The inference service: KServe v2 over HTTP, Prometheus metrics, online tuning.
+    Serve(cmd::serve::ServeArgs),
     /// One optimizer, one workload, in virtual time on a simulated board.
     Sim(cmd::sim::SimArgs),
     /// The paper's evaluation: every optimizer on every workload, tables and plots.
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(&args),
+        Command::Serve(args) => cmd::serve::run(&args),
         Command::Sim(args) => cmd::sim::run(&args),
         Command::Profile(args) => cmd::profile::run(&args),
         Command::Board(args) => cmd::board::run(&args),

@@ -5,4 +5,6 @@ pub mod compare;
 pub mod measure;
 pub mod profile;
 pub mod run;
+pub mod serve;
+pub mod service;
 pub mod sim;

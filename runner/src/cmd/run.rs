@@ -1,27 +1,19 @@
-//! `ecoedge run`: serve real inference requests while the optimizer tunes the
-//! board (CLI.md).
+//! `ecoedge run`: serve real inference requests from an in-process load
+//! generator while the optimizer tunes the board (CLI.md). The same service
+//! loop as `serve`, with the workload's arrivals and synthetic inputs in place
+//! of HTTP clients, so their figures compare.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Args;
-use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
-use ecoedge_core::controller::{Controller, Settings};
-use ecoedge_core::optimizer::{AnyOptimizer, by_name};
-use ecoedge_core::time::Duration as CoreDuration;
-use ecoedge_models::Builtin;
+use ecoedge_bsp_jetson::MonotonicClock;
+use ecoedge_bsp_jetson::sampler::Clock;
+use ecoedge_core::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
-use signal_hook::consts::{SIGINT, SIGTERM};
 
-use super::measure::{Defaults, MeasureArgs};
-use crate::board::{BoardChoice, LinuxBoard};
-use crate::capacity::MAX_BATCH;
-use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
-use crate::record::Outcome;
-use crate::report::{self, Meta, Summary, window_line};
+use super::service::{ServiceArgs, stop_on_signals};
+use crate::report::{self, window_line};
 use crate::service::{RunSetup, run_workload};
 use crate::units::parse_duration;
 use crate::workload::Workload;
@@ -29,191 +21,29 @@ use crate::workload::Workload;
 /// Arguments of `ecoedge run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Board: auto (a Jetson when detected, else the host), jetson or host.
-    #[arg(long, value_enum, default_value_t = BoardChoice::Auto)]
-    pub board: BoardChoice,
-    /// Root under which /sys is read and written (a fake tree, a container mount).
-    #[arg(long, default_value = "/")]
-    pub sysfs_root: PathBuf,
-    /// Read energy from an INA3221 over Linux I2C instead of the board's own
-    /// meter: i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
-    #[arg(long)]
-    pub meter: Option<MeterSpec>,
-    /// DNN: resnet50, bert-tiny, mlp (generated on first use) or an ONNX file.
-    /// bert-tiny by default: any CPU serves the default 20 requests/s with it,
-    /// while ResNet-50 at that rate needs the Jetson's GPU.
-    #[arg(long, default_value = "bert-tiny")]
-    pub model: String,
     /// Workload, e.g. fixed:50ms, bursty:10@500ms, poisson:20, trace:twitter, file:PATH.
     #[arg(long, default_value = "fixed:50ms")]
     pub workload: String,
     /// How long requests arrive (then the queue is drained), e.g. 60s, 10m.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub duration: CoreDuration,
-    /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, dvfs, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
-    #[arg(long, default_value = "ecogd")]
-    pub optimizer: String,
-    /// Seed of the arrivals, the optimizer and the synthetic inputs.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub duration: Duration,
     #[command(flatten)]
-    pub measure: MeasureArgs,
-    /// Largest batch size (the batch knob runs 1..=this).
-    #[arg(long, default_value_t = MAX_BATCH as u32)]
-    pub max_batch: u32,
-    /// Inference plans: one per batch size, one symbolic, or auto (time both at the smallest and
-    /// largest batch; per-batch only when clearly faster, as they cost memory).
-    #[arg(long, value_enum, default_value_t = PlanMode::Auto)]
-    pub plans: PlanMode,
-    /// Threads of tract's executor (1: inference on the service thread).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    /// Write requests.csv, windows.csv and summary.json here.
-    #[arg(long)]
-    pub log_dir: Option<PathBuf>,
-    /// Print the summary as one JSON document.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// The ONNX file `--model` names: a built-in model (generated into the cache on
-/// first use) or a path.
-pub fn model_path(model: &str) -> Result<PathBuf> {
-    if let Some(builtin) = Builtin::from_name(model) {
-        return builtin
-            .path()
-            .with_context(|| format!("--model {model}: generating the model"));
-    }
-    let path = PathBuf::from(model);
-    if !path.is_file() {
-        bail!(
-            "--model {model}: neither a built-in model (resnet50, bert-tiny, mlp) nor an existing file"
-        );
-    }
-    Ok(path)
-}
-
-/// What `run` measures by default: windows of 100 requests with 20 of warm-up,
-/// so the default 60 s at 20 requests/s closes 11 windows after calibration
-/// and the optimizer is seen at work (the paper's 416 would close 2); and a
-/// bounded batch wait, so a quiet period cannot strand requests in a partial
-/// batch (its length is measured at start, see [`largest_batch_time`]).
-const BOARD: Defaults = Defaults {
-    window: 100,
-    warmup: 20,
-    max_wait: None,
-};
-
-/// The default maximum wait: the time one batch of the largest size takes on
-/// this engine, timed once after the plans are built (1 ms to 1 s). Waiting
-/// that long for a batch to fill at most doubles a request's latency against
-/// running the largest batch at once; waiting longer buys little, since by
-/// then running what waits would already have been done.
-fn largest_batch_time(engine: &mut dyn Engine) -> Result<CoreDuration> {
-    let max = engine.max_batch();
-    let t = std::time::Instant::now();
-    engine
-        .run_synthetic(max)
-        .context("timing the largest batch")?;
-    let us = t.elapsed().as_micros().clamp(1_000, 1_000_000) as u64;
-    Ok(CoreDuration::from_micros(us))
+    pub service: ServiceArgs,
 }
 
 /// `ecoedge run`.
 pub fn run(args: &RunArgs) -> Result<()> {
+    let s = &args.service;
     let workload = Workload::parse(&args.workload)?;
-    if args.duration == CoreDuration::ZERO {
+    if args.duration == Duration::ZERO {
         bail!("--duration must be positive");
     }
-    if args.max_batch == 0 || args.max_batch as usize > MAX_BATCH {
-        bail!("--max-batch must be in 1..={MAX_BATCH}");
-    }
-    if args.threads == 0 {
-        bail!("--threads must be at least 1");
-    }
-    // Check the flags before minutes of plan building; the maximum wait's
-    // default needs the engine, so the settings are made again below.
-    args.measure.settings(&BOARD)?;
-    // First Ctrl-C or SIGTERM: stop arrivals, drain, restore, summarise (during
-    // the plan build: stop before serving). A second one ends the process at once.
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
-            .context("installing the Ctrl-C handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing the Ctrl-C handler")?;
-    }
-
-    let path = model_path(&args.model)?;
-
-    let spinner = ProgressBar::new_spinner().with_message(format!(
-        "building tract plans for {} (batch 1..={})",
-        args.model, args.max_batch
-    ));
-    spinner.enable_steady_tick(Duration::from_millis(200));
-    let options = TractOptions {
-        max_batch: args.max_batch as usize,
-        plans: args.plans,
-        threads: args.threads,
-        seed: args.seed,
-    };
-    let engine = TractEngine::load(&path, &options);
-    spinner.finish_and_clear();
-    let mut engine = engine?;
-    let plans = engine.plan_report();
-    eprintln!(
-        "{}: {} input(s) [{}], {:?} plans built in {:.1} s{}",
-        args.model,
-        engine.inputs().len(),
-        engine
-            .inputs()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
-        plans.mode,
-        plans.build_s,
-        plans
-            .timings
-            .iter()
-            .map(|t| format!(
-                "; batch {}: symbolic {:.2} ms, per-batch {:.2} ms",
-                t.batch,
-                t.symbolic_s * 1e3,
-                t.per_batch_s * 1e3
-            ))
-            .collect::<String>()
-    );
-
-    let defaults = Defaults {
-        max_wait: Some(largest_batch_time(&mut engine)?),
-        ..BOARD
-    };
-    let (settings, limits) = args.measure.settings(&defaults)?;
-    if let Some(wait) = settings.max_wait {
-        eprintln!(
-            "batches: 1..={}, a partial batch waits at most {:.1} ms",
-            args.max_batch,
-            wait.as_secs_f64() * 1e3
-        );
-    }
-
+    s.check()?;
+    let stop = stop_on_signals()?;
+    let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();
-    let mut board = LinuxBoard::open(args.board, &args.sysfs_root, clock, args.meter.as_ref())?;
-    for note in &board.notes {
-        eprintln!("{}: {note}", board.name);
-    }
-    let space = board.space(&args.measure.knobs, args.max_batch, &limits)?;
-    let optimizer: AnyOptimizer = by_name(&args.optimizer, &space, args.seed)
-        .map_err(|e| anyhow!("--optimizer {}: {e}", args.optimizer))?;
-    let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
-        anyhow!(
-            "--window {} --warmup {}: {e}",
-            settings.window.requests,
-            settings.window.warmup
-        )
-    })?;
-
+    let (mut board, ctl) = s.open(&mut engine, clock)?;
+    let settings = *ctl.settings();
     if stop.load(Ordering::Acquire) {
         bail!("interrupted before serving began");
     }
@@ -224,12 +54,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     );
     let setup = RunSetup {
         workload: workload.clone(),
-        seed: args.seed,
+        seed: s.seed,
         duration: args.duration,
     };
-    let start = ecoedge_bsp_jetson::sampler::Clock::now(&clock);
+    let start = clock.now();
     let mut last_draw = start;
-    let redraw = CoreDuration::from_millis(100);
+    let redraw = Duration::from_millis(100);
     let result = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |p| {
         if let Some(w) = p.window {
             // `suspend`, not `println`: a hidden bar (stderr not a terminal)
@@ -256,31 +86,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         eprintln!("interrupted: queue drained, board restored");
     }
 
-    let summary = summarise(args, &settings, &workload, &board, &out);
+    let summary = s.summarise(&settings, workload.to_string(), &board, &out);
     report::emit(
         &out,
         &summary,
-        args.log_dir.as_deref(),
-        args.json,
+        s.log_dir.as_deref(),
+        s.json,
         &format!("{:.1} s", out.end.saturating_since(start).as_secs_f64()),
     )?;
     Ok(())
-}
-
-fn summarise(
-    args: &RunArgs,
-    settings: &Settings,
-    workload: &Workload,
-    board: &LinuxBoard,
-    out: &Outcome,
-) -> Summary {
-    let meta = Meta {
-        board: board.name.into(),
-        device: None,
-        model: args.model.clone(),
-        workload: workload.to_string(),
-        optimizer: args.optimizer.clone(),
-        seed: args.seed,
-    };
-    Summary::of(meta, out, &settings.window, board.source().name())
 }

@@ -6,6 +6,7 @@
 //! behind a trait lets a GPU backend (tract-cuda, as on the paper's Jetson) slot
 //! in later without touching the loop.
 
+pub mod tensor;
 pub mod tract;
 
 use std::fmt;
@@ -13,7 +14,19 @@ use std::fmt;
 use anyhow::Result;
 use tract_onnx::prelude::{DatumType, TValue, TVec};
 
+pub use self::tensor::{DataType, TensorSpec};
 pub use self::tract::{PlanMode, PlanReport, TractEngine, TractOptions};
+
+use self::tensor::Tensor;
+
+/// A model's inputs and outputs, per sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    /// Inputs, in the model's order.
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs, in the model's order.
+    pub outputs: Vec<TensorSpec>,
+}
 
 /// What one request feeds into one model input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +82,11 @@ pub trait Engine {
     /// Runs one batch of `batch` synthetic requests, prepared at start so the
     /// timed path holds nothing but inference.
     fn run_synthetic(&mut self, batch: usize) -> Result<()>;
+    /// The model's inputs and outputs as plain tensor specs (per sample).
+    fn signature(&self) -> &Signature;
+    /// Runs one batch of plain tensors (batch axis first, one per input, in
+    /// order) and returns the outputs in the model's order.
+    fn infer(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>>;
 }
 
 /// An error from tract, condensed to one line: tract's messages can span lines

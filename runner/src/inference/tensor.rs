@@ -5,6 +5,7 @@
 use std::fmt;
 
 use anyhow::{Result, bail};
+use serde::Serialize;
 
 /// Element types, named as the KServe v2 protocol names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,6 +145,41 @@ impl Tensor {
     pub fn row_bytes(&self) -> usize {
         self.shape.iter().skip(1).product::<usize>() * self.datatype.size()
     }
+}
+
+/// A tensor the model takes or gives, per sample (the batch axis left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    /// The tensor's name in the graph.
+    pub name: String,
+    /// Element type.
+    pub datatype: DataType,
+    /// Shape of one sample.
+    pub shape: Vec<usize>,
+}
+
+impl TensorSpec {
+    /// The metadata entry: the shape with -1 for the batch dimension.
+    pub fn metadata(&self) -> TensorMetadata {
+        TensorMetadata {
+            name: self.name.clone(),
+            datatype: self.datatype.name(),
+            shape: std::iter::once(-1)
+                .chain(self.shape.iter().map(|&d| d as i64))
+                .collect(),
+        }
+    }
+}
+
+/// `$metadata_tensor` of the protocol.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TensorMetadata {
+    /// Name.
+    pub name: String,
+    /// Datatype name.
+    pub datatype: &'static str,
+    /// Shape, -1 for the batch dimension.
+    pub shape: Vec<i64>,
 }
 
 /// Number of elements of `shape`, `None` on overflow.

@@ -23,7 +23,8 @@ use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 use tract_onnx::tract_hir::internal::InferenceModel;
 
-use super::{Engine, InputKind, InputSpec, brief};
+use super::tensor::{DataType, Tensor as Plain, TensorSpec};
+use super::{Engine, InputKind, InputSpec, Signature, brief};
 
 /// How the plans cover the batch sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +104,7 @@ pub struct TractEngine {
     /// One synthetic input per model input, at the largest batch.
     synthetic: Vec<Arc<Tensor>>,
     report: PlanReport,
+    signature: Signature,
 }
 
 impl TractEngine {
@@ -131,6 +133,20 @@ impl TractEngine {
                     brief(&e)
                 )
             })?;
+        let signature = Signature {
+            inputs: specs
+                .iter()
+                .map(|s| {
+                    Ok(TensorSpec {
+                        name: s.name.clone(),
+                        datatype: plain_type(s.datum)?,
+                        shape: s.shape.clone(),
+                    })
+                })
+                .collect::<Result<_>>()
+                .with_context(|| shown.to_string())?,
+            outputs: output_specs(&typed).with_context(|| shown.to_string())?,
+        };
         let batch = typed.symbols.get(&batch_symbol).ok_or_else(|| {
             anyhow!("{shown}: batch dimension {batch_symbol} vanished in analysis")
         })?;
@@ -240,6 +256,7 @@ impl TractEngine {
             plans,
             synthetic,
             report,
+            signature,
         })
     }
 
@@ -307,6 +324,82 @@ impl Engine for TractEngine {
             .map(drop)
             .map_err(|e| anyhow!("inference: {}", brief(&e)))
     }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn infer(&mut self, inputs: &[Plain]) -> Result<Vec<Plain>> {
+        let mut values = TVec::new();
+        for (t, spec) in inputs.iter().zip(&self.specs) {
+            let mut tensor = Tensor::zero_dt(spec.datum, &t.shape)?;
+            let bytes = tensor.as_bytes_mut();
+            if bytes.len() != t.data.len() {
+                bail!("input {}: {} bytes for shape {:?}", spec.name, t.data.len(), t.shape);
+            }
+            // Both little-endian: the targets EcoEdge runs on (x86_64, aarch64).
+            bytes.copy_from_slice(&t.data);
+            values.push(tensor.into_tvalue());
+        }
+        let outputs = self.run(values)?;
+        outputs
+            .iter()
+            .map(|o| {
+                Ok(Plain {
+                    datatype: plain_type(o.datum_type())?,
+                    shape: o.shape().to_vec(),
+                    data: o.as_bytes().to_vec(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The plain datatype of a tract element type.
+fn plain_type(d: DatumType) -> Result<DataType> {
+    Ok(match d {
+        DatumType::Bool => DataType::Bool,
+        DatumType::U8 => DataType::U8,
+        DatumType::U16 => DataType::U16,
+        DatumType::U32 => DataType::U32,
+        DatumType::U64 => DataType::U64,
+        DatumType::I8 => DataType::I8,
+        DatumType::I16 => DataType::I16,
+        DatumType::I32 => DataType::I32,
+        DatumType::I64 => DataType::I64,
+        DatumType::F16 => DataType::F16,
+        DatumType::F32 => DataType::F32,
+        DatumType::F64 => DataType::F64,
+        other => bail!("element type {other:?} cannot be served"),
+    })
+}
+
+/// Every output's name, element type and per-sample shape (axis 0 is the batch).
+fn output_specs(model: &TypedModel) -> Result<Vec<TensorSpec>> {
+    model
+        .output_outlets()?
+        .iter()
+        .map(|&o| {
+            let name = model
+                .outlet_label(o)
+                .map_or_else(|| model.node(o.node).name.clone(), str::to_string);
+            let fact = model.outlet_fact(o)?;
+            let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
+            let shape = dims
+                .get(1..)
+                .unwrap_or_default()
+                .iter()
+                .map(|d| d.to_usize().ok())
+                .collect::<Option<Vec<usize>>>()
+                .filter(|_| !dims.is_empty())
+                .ok_or_else(|| anyhow!("output {name:?} has no fixed per-sample shape: {dims:?}"))?;
+            Ok(TensorSpec {
+                name,
+                datatype: plain_type(fact.datum_type)?,
+                shape,
+            })
+        })
+        .collect()
 }
 
 /// The first `batch` rows of each synthetic input; no copy at the largest batch.

@@ -16,42 +16,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::inference::tensor::{DataType, Tensor, elements};
-
-/// A tensor the model takes or gives, per sample (the batch axis left out).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorSpec {
-    /// The tensor's name in the graph.
-    pub name: String,
-    /// Element type.
-    pub datatype: DataType,
-    /// Shape of one sample.
-    pub shape: Vec<usize>,
-}
-
-impl TensorSpec {
-    /// The metadata entry: the shape with -1 for the batch dimension.
-    pub fn metadata(&self) -> TensorMetadata {
-        TensorMetadata {
-            name: self.name.clone(),
-            datatype: self.datatype.name(),
-            shape: std::iter::once(-1)
-                .chain(self.shape.iter().map(|&d| d as i64))
-                .collect(),
-        }
-    }
-}
-
-/// `$metadata_tensor` of the protocol.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TensorMetadata {
-    /// Name.
-    pub name: String,
-    /// Datatype name.
-    pub datatype: &'static str,
-    /// Shape, -1 for the batch dimension.
-    pub shape: Vec<i64>,
-}
+use crate::inference::tensor::{DataType, Tensor, TensorSpec, elements};
 
 /// A request that cannot be served as sent: answered with 400 and this text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,240 @@
+//! What `run` and `serve` share: the board, model, optimizer and measurement
+//! flags, loading the engine, opening the board and building the controller,
+//! the signal handling, and the summary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
+use ecoedge_core::controller::{Controller, Settings};
+use ecoedge_core::optimizer::{AnyOptimizer, by_name};
+use ecoedge_core::time::Duration as CoreDuration;
+use ecoedge_models::Builtin;
+use indicatif::ProgressBar;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use super::measure::{Defaults, MeasureArgs};
+use crate::board::{BoardChoice, LinuxBoard};
+use crate::capacity::MAX_BATCH;
+use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
+use crate::record::Outcome;
+use crate::report::{Meta, Summary};
+
+/// Flags of `run` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// Board: auto (a Jetson when detected, else the host), jetson or host.
+    #[arg(long, value_enum, default_value_t = BoardChoice::Auto)]
+    pub board: BoardChoice,
+    /// Root under which /sys is read and written (a fake tree, a container mount).
+    #[arg(long, default_value = "/")]
+    pub sysfs_root: PathBuf,
+    /// Read energy from an INA3221 over Linux I2C instead of the board's own
+    /// meter: i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
+    #[arg(long)]
+    pub meter: Option<MeterSpec>,
+    /// DNN: resnet50, bert-tiny, mlp (generated on first use) or an ONNX file.
+    /// bert-tiny by default: any CPU serves the default 20 requests/s with it,
+    /// while ResNet-50 at that rate needs the Jetson's GPU.
+    #[arg(long, default_value = "bert-tiny")]
+    pub model: String,
+    /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, dvfs, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
+    #[arg(long, default_value = "ecogd")]
+    pub optimizer: String,
+    /// Seed of the arrivals, the optimizer and the synthetic inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Largest batch size (the batch knob runs 1..=this).
+    #[arg(long, default_value_t = MAX_BATCH as u32)]
+    pub max_batch: u32,
+    /// Inference plans: one per batch size, one symbolic, or auto (time both at the smallest and
+    /// largest batch; per-batch only when clearly faster, as they cost memory).
+    #[arg(long, value_enum, default_value_t = PlanMode::Auto)]
+    pub plans: PlanMode,
+    /// Threads of tract's executor (1: inference on the service thread).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Write requests.csv, windows.csv and summary.json here.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+    /// Print the summary as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `run` and `serve` measure by default: windows of 100 requests with 20
+/// of warm-up, so the default 60 s of `run` at 20 requests/s closes 11 windows
+/// after calibration and the optimizer is seen at work (the paper's 416 would
+/// close 2); and a bounded batch wait, so a quiet period cannot strand
+/// requests in a partial batch (its length is measured at start, see
+/// [`largest_batch_time`]).
+const BOARD: Defaults = Defaults {
+    window: 100,
+    warmup: 20,
+    max_wait: None,
+};
+
+/// The default maximum wait: the time one batch of the largest size takes on
+/// this engine, timed once after the plans are built (1 ms to 1 s). Waiting
+/// that long for a batch to fill at most doubles a request's latency against
+/// running the largest batch at once; waiting longer buys little, since by
+/// then running what waits would already have been done.
+fn largest_batch_time(engine: &mut dyn Engine) -> Result<CoreDuration> {
+    let max = engine.max_batch();
+    let t = std::time::Instant::now();
+    engine
+        .run_synthetic(max)
+        .context("timing the largest batch")?;
+    let us = t.elapsed().as_micros().clamp(1_000, 1_000_000) as u64;
+    Ok(CoreDuration::from_micros(us))
+}
+
+/// The ONNX file `--model` names: a built-in model (generated into the cache on
+/// first use) or a path.
+pub fn model_path(model: &str) -> Result<PathBuf> {
+    if let Some(builtin) = Builtin::from_name(model) {
+        return builtin
+            .path()
+            .with_context(|| format!("--model {model}: generating the model"));
+    }
+    let path = PathBuf::from(model);
+    if !path.is_file() {
+        bail!(
+            "--model {model}: neither a built-in model (resnet50, bert-tiny, mlp) nor an existing file"
+        );
+    }
+    Ok(path)
+}
+
+/// First Ctrl-C or SIGTERM sets the returned flag (stop arrivals, drain,
+/// restore, summarise); a second one ends the process at once.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
+    Ok(stop)
+}
+
+impl ServiceArgs {
+    /// Checks the flags before minutes of plan building.
+    pub fn check(&self) -> Result<()> {
+        if self.max_batch == 0 || self.max_batch as usize > MAX_BATCH {
+            bail!("--max-batch must be in 1..={MAX_BATCH}");
+        }
+        if self.threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        // The maximum wait's default needs the engine: settings are made
+        // again once it is loaded.
+        self.measure.settings(&BOARD)?;
+        Ok(())
+    }
+
+    /// Loads the model into tract, saying what it built.
+    pub fn load_engine(&self) -> Result<TractEngine> {
+        let path = model_path(&self.model)?;
+        let spinner = ProgressBar::new_spinner().with_message(format!(
+            "building tract plans for {} (batch 1..={})",
+            self.model, self.max_batch
+        ));
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        let options = TractOptions {
+            max_batch: self.max_batch as usize,
+            plans: self.plans,
+            threads: self.threads,
+            seed: self.seed,
+        };
+        let engine = TractEngine::load(&path, &options);
+        spinner.finish_and_clear();
+        let engine = engine?;
+        let plans = engine.plan_report();
+        eprintln!(
+            "{}: {} input(s) [{}], {:?} plans built in {:.1} s{}",
+            self.model,
+            engine.inputs().len(),
+            engine
+                .inputs()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            plans.mode,
+            plans.build_s,
+            plans
+                .timings
+                .iter()
+                .map(|t| format!(
+                    "; batch {}: symbolic {:.2} ms, per-batch {:.2} ms",
+                    t.batch,
+                    t.symbolic_s * 1e3,
+                    t.per_batch_s * 1e3
+                ))
+                .collect::<String>()
+        );
+        Ok(engine)
+    }
+
+    /// Opens the board and builds the controller for `engine`.
+    pub fn open<T>(
+        &self,
+        engine: &mut dyn Engine,
+        clock: MonotonicClock,
+    ) -> Result<(LinuxBoard, Controller<T, AnyOptimizer, MAX_BATCH>)> {
+        let defaults = Defaults {
+            max_wait: Some(largest_batch_time(engine)?),
+            ..BOARD
+        };
+        let (settings, limits) = self.measure.settings(&defaults)?;
+        if let Some(wait) = settings.max_wait {
+            eprintln!(
+                "batches: 1..={}, a partial batch waits at most {:.1} ms",
+                self.max_batch,
+                wait.as_secs_f64() * 1e3
+            );
+        }
+        let board = LinuxBoard::open(self.board, &self.sysfs_root, clock, self.meter.as_ref())?;
+        for note in &board.notes {
+            eprintln!("{}: {note}", board.name);
+        }
+        let space = board.space(&self.measure.knobs, self.max_batch, &limits)?;
+        let optimizer: AnyOptimizer = by_name(&self.optimizer, &space, self.seed)
+            .map_err(|e| anyhow!("--optimizer {}: {e}", self.optimizer))?;
+        let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
+            anyhow!(
+                "--window {} --warmup {}: {e}",
+                settings.window.requests,
+                settings.window.warmup
+            )
+        })?;
+        Ok((board, ctl))
+    }
+
+    /// The summary of a run of `workload` on `board`.
+    pub fn summarise(
+        &self,
+        settings: &Settings,
+        workload: String,
+        board: &LinuxBoard,
+        out: &Outcome,
+    ) -> Summary {
+        let meta = Meta {
+            board: board.name.into(),
+            device: None,
+            model: self.model.clone(),
+            workload,
+            optimizer: self.optimizer.clone(),
+            seed: self.seed,
+        };
+        Summary::of(meta, out, &settings.window, board.source().name())
+    }
+}
