@@ -90,7 +90,7 @@ async fn model_metadata(State(app): State<Arc<App>>, Path(model): Path<String>) 
     if model != app.model {
         return unknown_model(&model, &app);
     }
-    let list = |specs: &[crate::inference::TensorSpec]| -> Vec<kserve::TensorMetadata> {
+    let list = |specs: &[crate::inference::TensorSpec]| -> Vec<crate::inference::tensor::TensorMetadata> {
         specs.iter().map(|s| s.metadata()).collect()
     };
     axum::Json(json!({

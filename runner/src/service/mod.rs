@@ -87,7 +87,7 @@ pub struct Progress<'a> {
 /// once closed, partial batches are released too (the controller's drain),
 /// so nothing waits for requests that will not come. `execute` runs a batch;
 /// it may take the payloads out. Errors stop the loop at once.
-fn serve_loop<T, O: Optimizer>(
+pub(crate) fn serve_loop<T, O: Optimizer>(
     ctl: &mut Controller<T, O, MAX_BATCH>,
     board: &mut LinuxBoard,
     clock: &MonotonicClock,
