@@ -102,25 +102,14 @@ impl<T, const B: usize> BatchBuffer<T, B> {
         if size > B {
             return Err(BatchError::TooLarge { size, capacity: B });
         }
-        Ok(self.release(now, size, src, out))
+        Ok(self.take(now, size, false, src, out))
     }
 
-    /// [`poll`](Self::poll) for a size already known to be in `1..=B`: the
+    /// [`poll`](Self::poll) for a size already known to be in `1..=B` (the
     /// controller's batch size comes from a config checked against its space,
     /// whose batch levels are at least 1 and at most `B`, so it has no error to
-    /// report.
-    pub(crate) fn release<S: RequestSource<T>>(
-        &mut self,
-        now: Instant,
-        size: usize,
-        src: &mut S,
-        out: &mut Vec<Request<T>, B>,
-    ) -> usize {
-        self.take(now, size, false, src, out)
-    }
-
-    /// As [`release`](Self::release), but `drain` releases a partial batch
-    /// too: the service is closing and nothing more will arrive to fill it.
+    /// report); `drain` releases a partial batch too: the service is closing
+    /// and nothing more will arrive to fill it.
     pub(crate) fn take<S: RequestSource<T>>(
         &mut self,
         now: Instant,

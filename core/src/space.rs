@@ -420,6 +420,42 @@ impl Space {
     pub fn size(&self) -> usize {
         self.dims.iter().map(|d| d.len() - d.lower()).product()
     }
+
+    /// Every config inside the search limits, from [`Space::min_config`] to
+    /// [`Space::max_config`], the last dimension varying fastest. No allocation.
+    pub fn configs(&self) -> Configs<'_> {
+        Configs {
+            space: self,
+            next: Some(self.min_config()),
+        }
+    }
+}
+
+/// The iterator of [`Space::configs`].
+#[derive(Debug, Clone)]
+pub struct Configs<'a> {
+    space: &'a Space,
+    next: Option<Config>,
+}
+
+impl Iterator for Configs<'_> {
+    type Item = Config;
+
+    fn next(&mut self) -> Option<Config> {
+        let current = self.next?;
+        self.next = None;
+        for (dim, d) in self.space.dims().iter().enumerate().rev() {
+            if current.index(dim) < d.max_index() {
+                let mut c = current.with(dim, current.index(dim) + 1);
+                for (after, a) in self.space.dims().iter().enumerate().skip(dim + 1) {
+                    c = c.with(after, a.lower());
+                }
+                self.next = Some(c);
+                break;
+            }
+        }
+        Some(current)
+    }
 }
 
 #[cfg(test)]

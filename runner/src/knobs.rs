@@ -170,25 +170,6 @@ where
         .collect()
 }
 
-/// Every config of `space` within its search limits, the last dimension
-/// varying fastest (so a CPU, GPU, batch space lists batches innermost).
-pub fn configs(space: &Space) -> Vec<Config> {
-    let dims = space.dims();
-    let mut all = Vec::with_capacity(space.size());
-    let mut config = space.min_config();
-    'odometer: loop {
-        all.push(config);
-        for (d, dim) in dims.iter().enumerate().rev() {
-            if config.index(d) < dim.max_index() {
-                config = config.with(d, config.index(d) + 1);
-                continue 'odometer;
-            }
-            config = config.with(d, dim.lower());
-        }
-        return all;
-    }
-}
-
 /// Sets `knob` to its level in `config`, or hands it to the OS governor when
 /// `governed` says so. A knob the space does not contain is left alone.
 pub fn apply_config<K>(
@@ -253,21 +234,6 @@ mod tests {
         let knobs: Vec<Knob> = s.dims().iter().map(|d| d.knob()).collect();
         assert_eq!(knobs, [Knob::Cpu, Knob::Gpu, Knob::Memory, Knob::Batch]);
         assert_eq!(s.size(), 6 * 5 * 2 * 8);
-    }
-
-    #[test]
-    fn configs_enumerate_the_limited_space_last_dimension_fastest() {
-        let s = build_space(clocks(), &KnobSet::paper(), 5, &LowerLimits::ORIGINAL).unwrap();
-        let all = configs(&s);
-        assert_eq!(all.len(), s.size());
-        let idx: Vec<[u8; 4]> = all.iter().map(|c| c.indices()).collect();
-        assert_eq!(
-            idx,
-            [[4, 4, 3, 0], [4, 4, 4, 0], [5, 4, 3, 0], [5, 4, 4, 0]]
-        );
-        let mut sorted = all.clone();
-        sorted.sort();
-        assert_eq!(sorted, all);
     }
 
     #[test]

@@ -55,7 +55,7 @@
 
 use libm::{erf, exp, sqrt};
 
-use super::{Optimizer, Prng, WithinLimits, random_config, unit_coordinate};
+use super::{Optimizer, Prng, random_config, unit_coordinate};
 use crate::space::{Config, MAX_DIMS, MAX_LEVELS, Space};
 use crate::window::WindowReport;
 
@@ -389,7 +389,7 @@ impl Bayes {
         match Screen::new(self, space) {
             Some(screen) => screen.search(self, space, best, &mut choice),
             None => {
-                for c in WithinLimits::new(space) {
+                for c in space.configs() {
                     self.consider(space, c, best, &mut choice);
                 }
             }
@@ -1010,7 +1010,7 @@ mod tests {
     }
 
     /// Every config inside the limits, last dimension fastest, by plain nested
-    /// counting (not [`WithinLimits`]).
+    /// counting (not [`Space::configs`]).
     fn every_config(space: &Space) -> Vec<Config> {
         let mut all = std::vec![Config::default()];
         for (dim, d) in space.dims().iter().enumerate() {

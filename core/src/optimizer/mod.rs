@@ -125,43 +125,6 @@ impl Optimizer for Fixed {
     }
 }
 
-/// Every config inside the search limits of a space, in odometer order (last
-/// dimension fastest), from [`Space::min_config`] to [`Space::max_config`].
-#[derive(Debug, Clone)]
-pub(crate) struct WithinLimits<'a> {
-    space: &'a Space,
-    next: Option<Config>,
-}
-
-impl<'a> WithinLimits<'a> {
-    pub(crate) fn new(space: &'a Space) -> Self {
-        WithinLimits {
-            space,
-            next: Some(space.min_config()),
-        }
-    }
-}
-
-impl Iterator for WithinLimits<'_> {
-    type Item = Config;
-
-    fn next(&mut self) -> Option<Config> {
-        let current = self.next?;
-        self.next = None;
-        for (dim, d) in self.space.dims().iter().enumerate().rev() {
-            if current.index(dim) < d.max_index() {
-                let mut c = current.with(dim, current.index(dim) + 1);
-                for (after, a) in self.space.dims().iter().enumerate().skip(dim + 1) {
-                    c = c.with(after, a.lower());
-                }
-                self.next = Some(c);
-                break;
-            }
-        }
-        Some(current)
-    }
-}
-
 /// A uniformly random config inside the search limits.
 pub(crate) fn random_config(space: &Space, rng: &mut Prng) -> Config {
     let mut c = Config::default();
@@ -194,14 +157,14 @@ mod tests {
             .with_lower_limit(1)
             .unwrap();
         let space = Space::new(&[cpu, Dimension::batch(3).unwrap()]).unwrap();
-        let all: std::vec::Vec<Config> = WithinLimits::new(&space).collect();
+        let all: std::vec::Vec<Config> = space.configs().collect();
         assert_eq!(all.len(), space.size());
         assert_eq!(all.first(), Some(&space.min_config()));
         assert_eq!(all.last(), Some(&space.max_config()));
         assert!(all.iter().all(|c| space.within_limits(c)));
         assert!(all.windows(2).all(|w| w[0] < w[1]));
         let empty = Space::default();
-        assert_eq!(WithinLimits::new(&empty).count(), 1);
+        assert_eq!(empty.configs().count(), 1);
     }
 
     #[test]

@@ -95,11 +95,6 @@ impl LinuxBoard {
         build_space(clocks, knobs, max_batch, limits)
     }
 
-    /// The clock knobs the board offers, in order.
-    pub fn knobs(&self) -> impl Iterator<Item = Knob> + '_ {
-        self.clocks.iter().map(|k| k.knob())
-    }
-
     /// Cumulative energy at `now`, joules.
     pub fn energy_j(&mut self, now: Instant) -> Result<f64> {
         match &mut self.meter {

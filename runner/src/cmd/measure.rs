@@ -33,7 +33,9 @@ fn parse_max_wait(s: &str) -> Result<MaxWait, String> {
     if s == "none" {
         Ok(MaxWait::Unbounded)
     } else {
-        parse_duration(s).map(MaxWait::Bounded)
+        parse_duration(s)
+            .map(MaxWait::Bounded)
+            .map_err(|e| format!("{e}; or `none` for full batches only"))
     }
 }
 

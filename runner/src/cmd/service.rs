@@ -81,17 +81,33 @@ const BOARD: Defaults = Defaults {
 };
 
 /// The default maximum wait: the time one batch of the largest size takes on
-/// this engine, timed once after the plans are built (1 ms to 1 s). Waiting
-/// that long for a batch to fill at most doubles a request's latency against
-/// running the largest batch at once; waiting longer buys little, since by
-/// then running what waits would already have been done.
-fn largest_batch_time(engine: &mut dyn Engine) -> Result<CoreDuration> {
+/// this engine (1 ms to 1 s). Waiting that long for a batch to fill at most
+/// doubles a request's latency against running the largest batch at once;
+/// waiting longer buys little, since by then running what waits would already
+/// have been done. The automatic plan choice already timed that batch on the
+/// layout it chose; other layouts time it once here (a ResNet-50 batch of 16
+/// takes seconds on a CPU: not worth running twice).
+fn largest_batch_time(engine: &mut TractEngine) -> Result<CoreDuration> {
     let max = engine.max_batch();
-    let t = std::time::Instant::now();
-    engine
-        .run_synthetic(max)
-        .context("timing the largest batch")?;
-    let us = t.elapsed().as_micros().clamp(1_000, 1_000_000) as u64;
+    let report = engine.plan_report();
+    let timed = report.timings.iter().find(|t| t.batch == max).map(|t| {
+        if report.mode == PlanMode::PerBatch {
+            t.per_batch_s
+        } else {
+            t.symbolic_s
+        }
+    });
+    let seconds = match timed {
+        Some(s) => s,
+        None => {
+            let t = std::time::Instant::now();
+            engine
+                .run_synthetic(max)
+                .context("timing the largest batch")?;
+            t.elapsed().as_secs_f64()
+        }
+    };
+    let us = (seconds * 1e6).clamp(1_000.0, 1_000_000.0) as u64;
     Ok(CoreDuration::from_micros(us))
 }
 
@@ -187,7 +203,7 @@ impl ServiceArgs {
     /// Opens the board and builds the controller for `engine`.
     pub fn open<T>(
         &self,
-        engine: &mut dyn Engine,
+        engine: &mut TractEngine,
         clock: MonotonicClock,
     ) -> Result<(LinuxBoard, Controller<T, AnyOptimizer, MAX_BATCH>)> {
         let defaults = Defaults {

@@ -286,7 +286,7 @@ fn push_scalar(v: &Value, datatype: DataType, out: &mut Vec<u8>) -> Result<(), S
         DataType::I32 => out.extend((int(i32::MIN.into(), i32::MAX.into())? as i32).to_le_bytes()),
         DataType::U64 => out.extend((int(0, u64::MAX.into())? as u64).to_le_bytes()),
         DataType::I64 => out.extend((int(i64::MIN.into(), i64::MAX.into())? as i64).to_le_bytes()),
-        DataType::F16 => out.extend(half::f16::from_f64(float()?).to_le_bytes()),
+        DataType::F16 => out.extend(tract_onnx::prelude::f16::from_f64(float()?).to_le_bytes()),
         DataType::F32 => out.extend((float()? as f32).to_le_bytes()),
         DataType::F64 => out.extend(float()?.to_le_bytes()),
     }
@@ -308,7 +308,7 @@ fn json_values(t: &Tensor) -> Vec<Value> {
             DataType::I32 => i32::from_le_bytes(c.try_into().expect("4 bytes")).into(),
             DataType::U64 => u64::from_le_bytes(c.try_into().expect("8 bytes")).into(),
             DataType::I64 => i64::from_le_bytes(c.try_into().expect("8 bytes")).into(),
-            DataType::F16 => f64::from(half::f16::from_le_bytes([c[0], c[1]]).to_f32()).into(),
+            DataType::F16 => f64::from(tract_onnx::prelude::f16::from_le_bytes([c[0], c[1]]).to_f32()).into(),
             DataType::F32 => f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))).into(),
             DataType::F64 => f64::from_le_bytes(c.try_into().expect("8 bytes")).into(),
         })

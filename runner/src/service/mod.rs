@@ -75,8 +75,6 @@ pub struct Progress<'a> {
     pub windows: usize,
     /// The window this batch closed, if any.
     pub window: Option<&'a WindowReport>,
-    /// The config this batch ran with.
-    pub ran: Config,
     /// The config in force from now on.
     pub config: Config,
     /// The knob space.
@@ -116,7 +114,6 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
                 // Cannot fail: both hold at most MAX_BATCH.
                 let _ = arrivals.push(r.arrival);
             }
-            let ran = ctl.config();
             execute(&mut batch)?;
             let done = clock.now();
             let energy_done = board.energy_j(done)?;
@@ -137,7 +134,6 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
                 waiting: source.len() + ctl.buffered(),
                 windows: record.windows(),
                 window: c.window.as_ref(),
-                ran,
                 config: ctl.config(),
                 space: ctl.space(),
             });

@@ -22,7 +22,6 @@ use rayon::prelude::*;
 
 use super::model::DeviceModel;
 use super::{SimSetup, Stop, simulate, space_of};
-use crate::knobs::configs;
 use crate::metrics::PhaseStats;
 
 /// Windows of the screening stage.
@@ -90,7 +89,7 @@ pub fn best_static(
 ) -> Result<StaticBest> {
     let space = space_of(model, setup)?;
     let dims = space.dims();
-    let all = configs(&space);
+    let all: Vec<Config> = space.configs().collect();
     let screened = rank(model, setup, baseline, &all, Stop::Windows(SCREEN_WINDOWS))?;
     let mut finalists: Vec<Config> = screened.iter().take(FINALISTS).map(|r| r.2).collect();
     if setup.workload.is_trace() {
