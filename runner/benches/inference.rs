@@ -30,6 +30,7 @@ use ecoedge_models::Builtin;
 use ecoedge_runner::board::{BoardChoice, LinuxBoard};
 use ecoedge_runner::inference::{Engine, PlanMode, TractEngine, TractOptions};
 use ecoedge_runner::knobs::{KnobSet, LowerLimits};
+use ecoedge_runner::record::Recorder;
 use ecoedge_runner::service::{RunSetup, run_workload};
 use ecoedge_runner::workload::Workload;
 use serde_json::json;
@@ -236,7 +237,17 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
         ),
     };
     let stop = AtomicBool::new(false);
-    let out = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |_| {})?;
+    let record = Recorder::keeping(settings.window.alpha);
+    let out = run_workload(
+        &mut board,
+        &mut engine,
+        ctl,
+        &setup,
+        clock,
+        &stop,
+        record,
+        |_| {},
+    )?;
     let mut done: Vec<u64> = out.served.iter().map(|s| s.done.as_micros()).collect();
     done.dedup();
     let served = steady_rate(&done, BATCH)?;

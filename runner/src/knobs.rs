@@ -14,6 +14,7 @@ use std::str::FromStr;
 use anyhow::{Context, Result, bail};
 use ecoedge_core::board::FrequencyKnob;
 use ecoedge_core::space::{Config, Dimension, Knob, MAX_DIMS, Space};
+use serde::Serialize;
 
 /// The name of `knob` on the command line: `emc` for the memory clock (the
 /// name Jetson documentation and `jetson_clocks` use), the core's name else.
@@ -193,6 +194,33 @@ where
         let index = config.index(dim);
         knob.set_level(index)
             .with_context(|| format!("setting the {} clock to level {index}", cli_name(which)))
+    }
+}
+
+/// A config in physical units (null where the board has no such knob or the OS
+/// governor sets it).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ConfigJson {
+    /// CPU clock, kHz.
+    pub cpu_khz: Option<u32>,
+    /// GPU clock, Hz.
+    pub gpu_hz: Option<u32>,
+    /// Memory (EMC) clock, Hz; left out of the JSON unless the run tunes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emc_hz: Option<u32>,
+    /// Batch size.
+    pub batch: u32,
+}
+
+impl ConfigJson {
+    /// `config` in the units of `space`.
+    pub fn new(space: &Space, config: &Config) -> Self {
+        ConfigJson {
+            cpu_khz: space.knob_value(config, Knob::Cpu),
+            gpu_hz: space.knob_value(config, Knob::Gpu),
+            emc_hz: space.knob_value(config, Knob::Memory),
+            batch: space.batch_size(config),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::quantile::LogHistogram;
 use serde::Serialize;
 
-use crate::record::Served;
+use crate::served::Served;
 
 /// Mean and tail figures of a phase (or a whole run).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
@@ -46,30 +46,102 @@ impl PhaseStats {
         alpha: Alpha,
         refused: u64,
     ) -> Self {
-        let mut latency = LogHistogram::new();
-        let mut cost = LogHistogram::new();
-        let (mut n, mut e_sum, mut l_sum, mut c_sum) = (0u64, 0.0, 0.0, 0.0);
+        let mut tally = Tally::new(alpha);
+        tally.set_baseline(*baseline);
         for s in served {
-            let l = s.latency_s();
-            let c = alpha.cost(baseline, s.energy_j, l);
-            n += 1;
-            e_sum += s.energy_j;
-            l_sum += l;
-            c_sum += c;
-            latency.record(l as f32);
-            cost.record(c as f32);
+            tally.add(s.energy_j, s.latency_s());
         }
+        tally.stats(refused)
+    }
+}
+
+/// Running figures of served requests in fixed memory, so a service that runs
+/// for months summarises without keeping its requests: sums for the means,
+/// histograms for the quantiles.
+///
+/// A request's cost needs the baseline, which the controller measures in its
+/// first windows: requests served before it is known wait in a buffer (at
+/// most the calibration windows' requests) and are costed once it is.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    alpha: Alpha,
+    baseline: Option<Baseline>,
+    /// Energy and latency of the requests served before the baseline was known.
+    early: Vec<(f64, f64)>,
+    served: u64,
+    energy_sum: f64,
+    latency_sum: f64,
+    cost_sum: f64,
+    latency: LogHistogram,
+    cost: LogHistogram,
+}
+
+impl Tally {
+    /// Nothing served yet; costs weigh energy by `alpha`.
+    pub fn new(alpha: Alpha) -> Self {
+        Tally {
+            alpha,
+            baseline: None,
+            early: Vec::new(),
+            served: 0,
+            energy_sum: 0.0,
+            latency_sum: 0.0,
+            cost_sum: 0.0,
+            latency: LogHistogram::new(),
+            cost: LogHistogram::new(),
+        }
+    }
+
+    /// Costs from now on (and those of the requests served so far) against
+    /// `baseline`. The first baseline stays: the controller measures it once.
+    pub fn set_baseline(&mut self, baseline: Baseline) {
+        if self.baseline.is_some() {
+            return;
+        }
+        self.baseline = Some(baseline);
+        for (e, l) in std::mem::take(&mut self.early) {
+            self.cost(&baseline, e, l);
+        }
+    }
+
+    fn cost(&mut self, baseline: &Baseline, energy_j: f64, latency_s: f64) {
+        let c = self.alpha.cost(baseline, energy_j, latency_s);
+        self.cost_sum += c;
+        self.cost.record(c as f32);
+    }
+
+    /// One request served, with its energy share and latency.
+    pub fn add(&mut self, energy_j: f64, latency_s: f64) {
+        self.served += 1;
+        self.energy_sum += energy_j;
+        self.latency_sum += latency_s;
+        self.latency.record(latency_s as f32);
+        match self.baseline {
+            Some(b) => self.cost(&b, energy_j, latency_s),
+            None => self.early.push((energy_j, latency_s)),
+        }
+    }
+
+    /// Requests served.
+    pub fn served(&self) -> u64 {
+        self.served
+    }
+
+    /// The figures so far; the cost figures are NaN while no baseline is known.
+    pub fn stats(&self, refused: u64) -> PhaseStats {
+        let n = self.served;
         let mean = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };
         let q = |h: &LogHistogram, p| h.quantile(p).unwrap_or(0.0) as f64;
+        let costed = |x: f64| if self.baseline.is_some() { x } else { f64::NAN };
         PhaseStats {
-            mean_cost: mean(c_sum),
-            p95_cost: q(&cost, 0.95),
-            p99_cost: q(&cost, 0.99),
-            mean_energy_j: mean(e_sum),
-            mean_latency_s: mean(l_sum),
-            p50_latency_s: q(&latency, 0.5),
-            p95_latency_s: q(&latency, 0.95),
-            p99_latency_s: q(&latency, 0.99),
+            mean_cost: costed(mean(self.cost_sum)),
+            p95_cost: costed(q(&self.cost, 0.95)),
+            p99_cost: costed(q(&self.cost, 0.99)),
+            mean_energy_j: mean(self.energy_sum),
+            mean_latency_s: mean(self.latency_sum),
+            p50_latency_s: q(&self.latency, 0.5),
+            p95_latency_s: q(&self.latency, 0.95),
+            p99_latency_s: q(&self.latency, 0.99),
             served: n,
             refused,
         }
@@ -100,5 +172,26 @@ mod tests {
         assert!((s.mean_cost - 0.755).abs() < 1e-9);
         assert!((s.p99_latency_s - 0.099).abs() < 0.099 * 0.016);
         assert_eq!(PhaseStats::of(&[], &b, Alpha::default(), 0).mean_cost, 0.0);
+    }
+
+    #[test]
+    fn requests_before_the_baseline_are_costed_once_it_is_known() {
+        let b = Baseline::new(2.0, 0.05).unwrap();
+        let mut streamed = Tally::new(Alpha::default());
+        let mut known = Tally::new(Alpha::default());
+        known.set_baseline(b);
+        for i in 1..=50 {
+            let (e, l) = (0.01 * f64::from(i), 0.002 * f64::from(i));
+            if i == 20 {
+                streamed.set_baseline(b);
+            }
+            streamed.add(e, l);
+            known.add(e, l);
+        }
+        assert!(streamed.early.is_empty());
+        assert_eq!(streamed.stats(1), known.stats(1));
+        assert!(Tally::new(Alpha::default()).stats(0).mean_cost.is_nan());
+        streamed.set_baseline(Baseline::new(9.0, 9.0).unwrap());
+        assert_eq!(streamed.stats(1), known.stats(1), "the first baseline stays");
     }
 }

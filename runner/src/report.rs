@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use ecoedge_core::cost::Baseline;
-use ecoedge_core::space::{Config, Knob, Space};
+use anyhow::{Context, Result, bail};
+use ecoedge_core::space::{Config, Space};
 use ecoedge_core::window::{WindowReport, WindowSettings};
 use serde::Serialize;
 
-use crate::metrics::PhaseStats;
+use crate::knobs::ConfigJson;
+use crate::logs::LogWriter;
 use crate::record::Outcome;
 
 /// What a summary says the run was.
@@ -81,33 +81,6 @@ pub struct BaselineJson {
     pub energy_j: f64,
     /// Latency per request at the maximum config, seconds.
     pub latency_s: f64,
-}
-
-/// A config in physical units (null where the board has no such knob or the OS
-/// governor sets it).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct ConfigJson {
-    /// CPU clock, kHz.
-    pub cpu_khz: Option<u32>,
-    /// GPU clock, Hz.
-    pub gpu_hz: Option<u32>,
-    /// Memory (EMC) clock, Hz; left out of the JSON unless the run tunes it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub emc_hz: Option<u32>,
-    /// Batch size.
-    pub batch: u32,
-}
-
-impl ConfigJson {
-    /// `config` in the units of `space`.
-    pub fn new(space: &Space, config: &Config) -> Self {
-        ConfigJson {
-            cpu_khz: space.knob_value(config, Knob::Cpu),
-            gpu_hz: space.knob_value(config, Knob::Gpu),
-            emc_hz: space.knob_value(config, Knob::Memory),
-            batch: space.batch_size(config),
-        }
-    }
 }
 
 /// The summary of `run` and `sim` (CLI.md).
@@ -197,11 +170,7 @@ impl Summary {
     /// The summary of `out`: costs against the run's own baseline, energy
     /// charged per `window.scope` and reported as coming from `source`.
     pub fn of(meta: Meta, out: &Outcome, window: &WindowSettings, source: &'static str) -> Self {
-        let b = out
-            .baseline
-            .unwrap_or(Baseline::new(1.0, 1.0).expect("positive"));
-        let s = PhaseStats::of(&out.served, &b, window.alpha, out.refused);
-        let known = |x: f64| if out.baseline.is_some() { x } else { f64::NAN };
+        let s = out.tally.stats(out.refused);
         Summary {
             board: meta.board,
             device: meta.device,
@@ -211,9 +180,9 @@ impl Summary {
             seed: meta.seed,
             requests: Requests {
                 arrived: out.arrived,
-                served: out.served.len() as u64,
+                served: s.served,
                 refused: out.refused,
-                pending: out.arrived - out.refused - out.served.len() as u64,
+                pending: out.arrived - out.refused - s.served,
             },
             latency_s: Latency {
                 mean: s.mean_latency_s,
@@ -227,14 +196,14 @@ impl Summary {
                 source,
             },
             cost: Cost {
-                mean: known(s.mean_cost),
-                p99: known(s.p99_cost),
+                mean: s.mean_cost,
+                p99: s.p99_cost,
             },
             baseline: out.baseline.map(|b| BaselineJson {
                 energy_j: b.energy_j(),
                 latency_s: b.latency_s(),
             }),
-            windows: out.windows.len(),
+            windows: out.windows_closed,
             final_config: ConfigJson::new(&out.space, &out.final_config),
         }
     }
@@ -273,47 +242,9 @@ pub fn window_line(space: &Space, w: &WindowReport, next: &Config) -> String {
     )
 }
 
-/// One row of `requests.csv`.
-#[derive(Debug, Serialize)]
-struct RequestRow {
-    arrival_s: f64,
-    done_s: f64,
-    latency_s: f64,
-    energy_j: f64,
-    window: u32,
-}
-
-/// One row of `windows.csv`.
-#[derive(Debug, Serialize)]
-struct WindowRow {
-    window: u32,
-    end_s: f64,
-    cpu_khz: Option<u32>,
-    gpu_hz: Option<u32>,
-    /// Only in runs that tune the memory clock (every row alike).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    emc_hz: Option<u32>,
-    batch: u32,
-    requests: u32,
-    discarded: u32,
-    energy_j: f64,
-    latency_s: f64,
-    latency_p95_s: f32,
-    latency_p99_s: f32,
-    cost_mean: f64,
-    cost_p95: Option<f32>,
-    cost_p99: Option<f32>,
-    arrival_rate_hz: f64,
-    abandoned: bool,
-    /// The config's service, as the window measured it (what replay prices).
-    batch_fixed_s: Option<f64>,
-    batch_per_request_s: Option<f64>,
-    active_w: Option<f64>,
-    idle_w: Option<f64>,
-}
-
-/// Ends a run the way every command does: logs into `log_dir` if asked, then
-/// the summary on stdout as JSON or for people (`span` says how long it ran).
+/// Ends a run the way every command does: the summary into `log_dir` if
+/// asked (next to the logs the run wrote), then on stdout as JSON or for
+/// people (`span` says how long it ran); an error if the logs are incomplete.
 pub fn emit(
     out: &Outcome,
     summary: &Summary,
@@ -322,66 +253,30 @@ pub fn emit(
     span: &str,
 ) -> Result<()> {
     if let Some(dir) = log_dir {
-        write_logs(dir, out, summary)?;
+        let path = dir.join("summary.json");
+        std::fs::write(&path, serde_json::to_string_pretty(summary)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if json {
         println!("{}", serde_json::to_string(summary)?);
     } else {
         summary.print(span);
     }
+    if let Some(e) = &out.log_error {
+        bail!("the logs are incomplete: {e}");
+    }
     Ok(())
 }
 
-/// Writes `requests.csv`, `windows.csv` and `summary.json` into `dir`.
-pub fn write_logs(dir: &Path, out: &Outcome, summary: &Summary) -> Result<()> {
-    let (space, served, windows) = (&out.space, &out.served, &out.windows);
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create log directory {}", dir.display()))?;
-    let path = dir.join("requests.csv");
-    let mut w = csv::Writer::from_path(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    for s in served {
-        w.serialize(RequestRow {
-            arrival_s: s.arrival.as_secs_f64(),
-            done_s: s.done.as_secs_f64(),
-            latency_s: s.latency_s(),
-            energy_j: s.energy_j,
-            window: s.window,
-        })?;
+/// Writes `requests.csv` and `windows.csv` of a run whose recorder kept
+/// everything (the simulator) into `dir`.
+pub fn write_kept_logs(dir: &Path, out: &Outcome) -> Result<()> {
+    let mut logs = LogWriter::create(dir, &out.space)?;
+    for s in &out.served {
+        logs.request(s);
     }
-    w.flush()?;
-    let path = dir.join("windows.csv");
-    let mut w = csv::Writer::from_path(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    for r in windows {
-        let c = ConfigJson::new(space, &r.config);
-        w.serialize(WindowRow {
-            window: r.index,
-            end_s: r.end.as_secs_f64(),
-            cpu_khz: c.cpu_khz,
-            gpu_hz: c.gpu_hz,
-            emc_hz: c.emc_hz,
-            batch: c.batch,
-            requests: r.requests,
-            discarded: r.discarded,
-            energy_j: r.energy_j,
-            latency_s: r.latency_s,
-            latency_p95_s: r.latency_p95_s,
-            latency_p99_s: r.latency_p99_s,
-            cost_mean: r.cost.mean,
-            cost_p95: r.cost.p95,
-            cost_p99: r.cost.p99,
-            arrival_rate_hz: r.arrival_rate_hz,
-            abandoned: r.abandoned,
-            batch_fixed_s: r.service.map(|s| s.fixed_s),
-            batch_per_request_s: r.service.map(|s| s.per_request_s),
-            active_w: r.service.map(|s| s.active_w),
-            idle_w: r.service.and_then(|s| s.idle_w),
-        })?;
+    for (w, refused) in out.windows.iter().zip(&out.refused_by_window) {
+        logs.window(w, *refused);
     }
-    w.flush()?;
-    let path = dir.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(summary)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    logs.finish()
 }

@@ -42,7 +42,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let stop = stop_on_signals()?;
     let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();
-    let (mut board, ctl) = s.open(&mut engine, clock)?;
+    let (mut board, ctl, record) = s.open(&mut engine, clock)?;
     let settings = *ctl.settings();
     if stop.load(Ordering::Acquire) {
         bail!("interrupted before serving began");
@@ -60,7 +60,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let start = clock.now();
     let mut last_draw = start;
     let redraw = Duration::from_millis(100);
-    let result = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, |p| {
+    let result = run_workload(&mut board, &mut engine, ctl, &setup, clock, &stop, record, |p| {
         if let Some(w) = p.window {
             // `suspend`, not `println`: a hidden bar (stderr not a terminal)
             // would swallow the line.

@@ -69,7 +69,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let name = model_name(&s.model, &model_path(&s.model)?);
     let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();
-    let (mut board, ctl) = s.open(&mut engine, clock)?;
+    let (mut board, ctl, record) = s.open(&mut engine, clock)?;
     let settings = *ctl.settings();
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("--listen {}", args.listen))?;
@@ -113,7 +113,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     eprintln!("serving {name} on http://{addr} (KServe v2; /metrics)");
 
     let start = clock.now();
-    let result = serve_queue(&mut board, &mut engine, ctl, &queue, clock, &metrics, true);
+    let result = serve_queue(&mut board, &mut engine, ctl, &queue, clock, &metrics, record, true);
     // The loop ends once the queue is closed and drained, or on an error:
     // then refuse everything and let the server finish its answers.
     stop.store(true, Ordering::Release);

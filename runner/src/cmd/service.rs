@@ -21,7 +21,8 @@ use super::measure::{Defaults, MeasureArgs};
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::MAX_BATCH;
 use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
-use crate::record::Outcome;
+use crate::logs::LogWriter;
+use crate::record::{Outcome, Recorder};
 use crate::report::{Meta, Summary};
 
 /// Flags of `run` and `serve`.
@@ -200,12 +201,14 @@ impl ServiceArgs {
         Ok(engine)
     }
 
-    /// Opens the board and builds the controller for `engine`.
+    /// Opens the board, builds the controller for `engine`, and the
+    /// recorder that streams the logs (created now: an unwritable `--log-dir`
+    /// stops the run before it starts).
     pub fn open<T>(
         &self,
         engine: &mut TractEngine,
         clock: MonotonicClock,
-    ) -> Result<(LinuxBoard, Controller<T, AnyOptimizer, MAX_BATCH>)> {
+    ) -> Result<(LinuxBoard, Controller<T, AnyOptimizer, MAX_BATCH>, Recorder)> {
         let defaults = Defaults {
             max_wait: Some(largest_batch_time(engine)?),
             ..BOARD
@@ -232,7 +235,13 @@ impl ServiceArgs {
                 settings.window.warmup
             )
         })?;
-        Ok((board, ctl))
+        let logs = self
+            .log_dir
+            .as_deref()
+            .map(|dir| LogWriter::create(dir, ctl.space()))
+            .transpose()?;
+        let record = Recorder::streaming(settings.window.alpha, logs);
+        Ok((board, ctl, record))
     }
 
     /// The summary of a run of `workload` on `board`.

@@ -98,6 +98,9 @@ pub fn run(args: &SimArgs) -> Result<()> {
         seed: args.seed,
     };
     let summary = Summary::of(meta, &out, &setup.settings.window, "estimated");
+    if let Some(dir) = &args.log_dir {
+        report::write_kept_logs(dir, &out)?;
+    }
     report::emit(
         &out,
         &summary,

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::metrics::PhaseStats;
 use crate::record::Outcome;
-use crate::report::ConfigJson;
+use crate::knobs::ConfigJson;
 use crate::sim::model::DeviceModel;
 use crate::sim::named::{optimizer_named, simulate_named};
 use crate::sim::oracle::{best_static, reference_baseline};
@@ -85,8 +85,13 @@ impl RunFigures {
         let n = series.len();
         let converge = converge_window(&series);
         let split = converge.unwrap_or(n - (n / 5).max(1).min(n)) as u32;
-        let refused =
-            |f: &dyn Fn(u32) -> bool| out.refused_in.iter().filter(|&&w| f(w)).count() as u64;
+        let refused = |f: &dyn Fn(u32) -> bool| {
+            (0u32..)
+                .zip(&out.refused_by_window)
+                .filter(|&(w, _)| f(w))
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
         let during = PhaseStats::of(
             out.served.iter().filter(|s| s.window < split),
             baseline,

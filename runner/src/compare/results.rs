@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::RunFigures;
 use crate::metrics::PhaseStats;
-use crate::report::ConfigJson;
+use crate::knobs::ConfigJson;
 
 /// Min, max and standard deviation over repeats.
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -30,7 +30,7 @@ use crate::board::LinuxBoard;
 use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::inference::tensor::Tensor;
 use crate::inference::{Engine, Signature};
-use crate::record::{Ending, Outcome};
+use crate::record::{Ending, Outcome, Recorder};
 use crate::report::window_line;
 use crate::service::{Batch, Queue, serve_loop};
 use metrics::Metrics;
@@ -282,6 +282,7 @@ pub fn serve_queue(
     queue: &SharedQueue,
     clock: MonotonicClock,
     metrics: &Metrics,
+    record: Recorder,
     live: bool,
 ) -> Result<Outcome> {
     *queue.service.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
@@ -296,6 +297,7 @@ pub fn serve_queue(
             execute(engine, batch, metrics);
             Ok(())
         },
+        record,
         |p| {
             let dt = p.now.saturating_since(p.started).as_secs_f64();
             let joules = (p.meter_end_j - p.meter_start_j).max(0.0);

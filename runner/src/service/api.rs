@@ -45,7 +45,7 @@ use super::{Batch, serve_loop};
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::knobs::{KnobSet, LowerLimits};
-use crate::record::{Ending, Outcome};
+use crate::record::{Ending, Outcome, Recorder};
 
 /// How to set a [`Service`] up.
 #[derive(Debug, Clone)]
@@ -234,6 +234,7 @@ impl Service {
         let ctl: Controller<Job<I, O>, AnyOptimizer, MAX_BATCH> =
             Controller::new(self.space.clone(), self.options.settings, optimizer)
                 .context("controller settings")?;
+        let alpha = self.options.settings.window.alpha;
         let mut queue: Box<RingQueue<Job<I, O>, QUEUE>> = Box::default();
         let closed = AtomicBool::new(false);
         let failed = AtomicBool::new(false);
@@ -253,6 +254,7 @@ impl Service {
                         &mut consumer,
                         closed,
                         |batch: &mut Batch<Job<I, O>>| run_batch(&mut infer, batch),
+                        Recorder::keeping(alpha),
                         |_| {},
                     );
                     let summary = (ctl.config(), ctl.baseline());

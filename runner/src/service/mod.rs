@@ -92,13 +92,14 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
     source: &mut impl Queue<T>,
     closed: &AtomicBool,
     mut execute: impl FnMut(&mut Batch<T>) -> Result<()>,
+    mut record: Recorder,
     mut observe: impl FnMut(Progress<'_>),
 ) -> Result<Recorder> {
-    let mut record = Recorder::new();
     let mut batch: Batch<T> = heapless::Vec::new();
     let mut arrivals: heapless::Vec<Instant, MAX_BATCH> = heapless::Vec::new();
     board.apply(ctl.space(), &ctl.config(), |k| ctl.governed(k))?;
     loop {
+        record.tick();
         // Read before looking at the queue: the producer sets `closed` after
         // its last push, so everything pushed is visible once it reads true.
         let finished = closed.load(Ordering::Acquire);
@@ -120,7 +121,7 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
             let c = ctl.handle_batch_done(done, energy_done)?;
             record.batch_done(arrivals.iter().copied(), done, &c);
             record.refusals(source.refused());
-            record.window_closed(&c);
+            record.window_closed(&c, ctl.baseline());
             if let Some(config) = c.apply {
                 board.apply(ctl.space(), &config, |k| ctl.governed(k))?;
             }
@@ -172,6 +173,7 @@ pub fn run_workload<O: Optimizer>(
     setup: &RunSetup,
     clock: MonotonicClock,
     stop: &AtomicBool,
+    record: Recorder,
     observe: impl FnMut(Progress<'_>),
 ) -> Result<Outcome> {
     let arrivals = setup.workload.arrivals(setup.seed)?;
@@ -205,6 +207,7 @@ pub fn run_workload<O: Optimizer>(
             &mut consumer,
             &closed,
             |batch| engine.run_synthetic(batch.len()),
+            record,
             observe,
         );
         if result.is_err() {

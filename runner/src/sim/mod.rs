@@ -345,7 +345,7 @@ pub fn simulate<O: Optimizer>(
 
     let mut queue: RingQueue<(), QUEUE> = RingQueue::new();
     let mut batch: heapless::Vec<Request<()>, MAX_BATCH> = heapless::Vec::new();
-    let mut record = Recorder::new();
+    let mut record = Recorder::keeping(setup.settings.window.alpha);
     let (mut arrived, mut refused) = (0u64, 0u64);
     let mut now = 0u64;
     loop {
@@ -389,7 +389,7 @@ pub fn simulate<O: Optimizer>(
             let energy = board.meter.energy_j(at)?;
             let c = ctl.handle_batch_done(at, energy)?;
             record.batch_done(batch.iter().map(|r| r.arrival), at, &c);
-            record.window_closed(&c);
+            record.window_closed(&c, ctl.baseline());
             if let Some(config) = c.apply {
                 board.apply(&ctl, config)?;
             }
