@@ -296,8 +296,9 @@ impl<T, const N: usize> RingQueue<T, N> {
         self.counters.push(|r| inner.enqueue(r), now, payload)
     }
 
-    /// Counts `n` requests refused without offering them, as
-    /// [`Producer::refuse`].
+    /// Counts `n` requests refused without offering them: for a caller that
+    /// refuses a group of requests as a whole (the samples of one inference
+    /// request) when they do not all fit.
     pub fn refuse(&mut self, n: u64) {
         for _ in 0..n {
             self.counters.refused.bump();
@@ -360,21 +361,6 @@ impl<T> Producer<'_, T> {
     pub fn stats(&self) -> QueueStats {
         self.counters.stats()
     }
-
-    /// Room left: how many more requests a push would take now. Only the
-    /// consumer changes it meanwhile, and only upwards.
-    pub fn free(&self) -> usize {
-        self.inner.capacity() - self.inner.len()
-    }
-
-    /// Counts `n` requests refused without offering them: a caller that
-    /// refuses a group of requests as a whole (the samples of one inference
-    /// request) when [`free`](Self::free) says they do not all fit.
-    pub fn refuse(&mut self, n: u64) {
-        for _ in 0..n {
-            self.counters.refused.bump();
-        }
-    }
 }
 
 /// The service half of a split [`RingQueue`]: owns the read index and the `served`
@@ -407,16 +393,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_producer_knows_its_room_and_counts_whole_refusals() {
+    fn refusals_of_a_whole_group_are_counted() {
         let mut q: RingQueue<u8, 4> = RingQueue::new();
-        let (mut p, mut c) = q.split();
-        assert_eq!(p.free(), 3);
-        p.push(Instant::ZERO, 1).unwrap();
-        assert_eq!(p.free(), 2);
-        p.refuse(3);
-        assert_eq!(p.stats().refused, 3);
-        assert!(c.dequeue().is_some());
-        assert_eq!(p.free(), 3);
+        q.push(Instant::ZERO, 1).unwrap();
+        q.refuse(3);
+        let s = q.stats();
+        assert_eq!((s.accepted, s.refused, s.waiting()), (1, 3, 1));
     }
 
     #[test]

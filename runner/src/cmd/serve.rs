@@ -2,22 +2,20 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_bsp_jetson::sampler::Clock;
+use ecoedge_core::time::Duration as CoreDuration;
 
 use super::service::{ServiceArgs, model_path, stop_on_signals};
 use crate::capacity::QUEUE;
-use crate::inference::Engine;
 use crate::report;
-use crate::serve::http::{App, router};
-use crate::serve::metrics::Metrics;
-use crate::serve::{SharedQueue, serve_queue};
+use crate::serve::{Listen, serve};
+use crate::units::parse_duration;
 
 /// Arguments of `ecoedge serve`.
 #[derive(Debug, Clone, Args)]
@@ -31,6 +29,9 @@ pub struct ServeArgs {
     /// Largest request body, e.g. 64MiB (bigger ones get 400).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub max_body: usize,
+    /// Longest a client may take to send a request body (then 408).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: CoreDuration,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -65,67 +66,43 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     if args.queue == 0 || args.queue as usize > QUEUE - 1 {
         bail!("--queue must be in 1..={}", QUEUE - 1);
     }
+    if args.body_timeout == CoreDuration::ZERO {
+        bail!("--body-timeout must be positive");
+    }
     let stop = stop_on_signals()?;
     let name = model_name(&s.model, &model_path(&s.model)?);
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("--listen {}", args.listen))?;
+    let addr = listener.local_addr()?;
     let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();
     let (mut board, ctl, record) = s.open(&mut engine, clock)?;
     let settings = *ctl.settings();
-    let listener = std::net::TcpListener::bind(args.listen)
-        .with_context(|| format!("--listen {}", args.listen))?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-
-    let queue = Arc::new(SharedQueue::new(args.queue as usize));
-    let metrics = Arc::new(Metrics::new(&name, board.name, s.max_batch));
-    let app = Arc::new(App {
-        model: name.clone(),
-        signature: engine.signature().clone(),
-        queue: Arc::clone(&queue),
-        clock,
-        metrics: Arc::clone(&metrics),
-        max_body: args.max_body,
-        body_timeout: Duration::from_secs(30),
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("ecoedge-http")
-        .enable_all()
-        .build()
-        .context("starting the HTTP runtime")?;
-    let listener = {
-        let _guard = runtime.enter();
-        tokio::net::TcpListener::from_std(listener)?
-    };
-    let (stop_http, queue_http) = (Arc::clone(&stop), Arc::clone(&queue));
-    let server = runtime.spawn(async move {
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(async move {
-                while !stop_http.load(Ordering::Acquire) {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                // Refuse from now on; the loop drains what was accepted and
-                // the handlers waiting for it answer before the server ends.
-                queue_http.close();
-            })
-            .await
-    });
+    if stop.load(Ordering::Acquire) {
+        bail!("interrupted before serving began");
+    }
     eprintln!("serving {name} on http://{addr} (KServe v2; /metrics)");
-
+    let listen = Listen {
+        listener,
+        model: name,
+        queue: args.queue as usize,
+        max_body: args.max_body,
+        body_timeout: Duration::from_micros(args.body_timeout.as_micros()),
+    };
     let start = clock.now();
-    let result = serve_queue(&mut board, &mut engine, ctl, &queue, clock, &metrics, record, true);
-    // The loop ends once the queue is closed and drained, or on an error:
-    // then refuse everything and let the server finish its answers.
-    stop.store(true, Ordering::Release);
-    queue.close();
-    let served = runtime.block_on(server);
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    let result = serve(
+        &mut board,
+        &mut engine,
+        ctl,
+        record,
+        listen,
+        clock,
+        &stop,
+        true,
+    );
     let restored = board.restore();
     let out = result?;
     restored?;
-    served
-        .map_err(|e| anyhow!("the HTTP server stopped: {e}"))?
-        .context("the HTTP server")?;
     eprintln!("stopped: every accepted request answered, board restored");
 
     let summary = s.summarise(&settings, format!("http:{addr}"), &board, &out);
@@ -135,8 +112,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         s.log_dir.as_deref(),
         s.json,
         &format!("{:.1} s", out.end.saturating_since(start).as_secs_f64()),
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]

@@ -139,16 +139,25 @@ async fn infer_version(
     infer(state, Path(model), headers, body).await
 }
 
+/// `POST .../infer`; a client error (4xx) is counted as invalid.
 async fn infer(
     State(app): State<Arc<App>>,
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if model != app.model {
-        return unknown_model(&model, &app);
+    let r = checked_infer(&app, &model, &headers, body).await;
+    if r.status().is_client_error() {
+        app.metrics.request(Outcome::Invalid);
     }
-    let bytes = match read_body(&app, body).await {
+    r
+}
+
+async fn checked_infer(app: &App, model: &str, headers: &HeaderMap, body: Body) -> Response {
+    if model != app.model {
+        return unknown_model(model, app);
+    }
+    let bytes = match read_body(app, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -173,7 +182,7 @@ async fn infer(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
-    answer(&app, req).await
+    answer(app, req).await
 }
 
 /// The body, at most `max_body` bytes, within the body timeout.
@@ -204,11 +213,21 @@ async fn answer(app: &App, req: InferRequest) -> Response {
     ) {
         Ok(rx) => rx,
         Err(refusal) => {
-            app.metrics.request(Outcome::Refused);
             let why = match refusal {
                 Refusal::Full => "the request queue is full",
                 Refusal::Closing => "the server is shutting down",
+                Refusal::TooLarge => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "{} samples are more than the queue holds (--queue {})",
+                            req.samples,
+                            app.queue.limit()
+                        ),
+                    );
+                }
             };
+            app.metrics.request(Outcome::Refused);
             return error(StatusCode::SERVICE_UNAVAILABLE, why);
         }
     };

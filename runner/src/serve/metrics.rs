@@ -24,6 +24,27 @@ pub enum Outcome {
     Refused,
     /// The engine failed on its batch (500).
     Failed,
+    /// Not a valid request for this model (400).
+    Invalid,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Served,
+        Outcome::Refused,
+        Outcome::Failed,
+        Outcome::Invalid,
+    ];
+
+    fn label(self) -> OutcomeLabel {
+        let outcome = match self {
+            Outcome::Served => "served",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+        };
+        OutcomeLabel { outcome }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -63,9 +84,14 @@ impl Metrics {
         let requests = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "requests",
-            "Inference requests by outcome: served, refused (queue full or shutting down), failed (engine error)",
+            "Inference requests by outcome: served, refused (503: queue full or shutting down), failed (500: engine error), invalid (400)",
             requests.clone(),
         );
+        // Every outcome from the start: a series that appears only on its
+        // first event hides it from `rate()` and from alerts on it.
+        for outcome in Outcome::ALL {
+            drop(requests.get_or_create(&outcome.label()));
+        }
         let latency = Histogram::new(LATENCY_BUCKETS);
         registry.register_with_unit(
             "request_latency",
@@ -170,17 +196,12 @@ impl Metrics {
 
     /// Counts a request that ended as `outcome`.
     pub fn request(&self, outcome: Outcome) {
-        let outcome = match outcome {
-            Outcome::Served => "served",
-            Outcome::Refused => "refused",
-            Outcome::Failed => "failed",
-        };
-        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.requests.get_or_create(&outcome.label()).inc();
     }
 
     /// Requests counted as `outcome` so far.
-    pub fn requests(&self, outcome: &'static str) -> u64 {
-        self.requests.get_or_create(&OutcomeLabel { outcome }).get()
+    pub fn requests(&self, outcome: Outcome) -> u64 {
+        self.requests.get_or_create(&outcome.label()).get()
     }
 
     /// A served request's latency.
@@ -243,6 +264,7 @@ mod tests {
         for line in [
             "ecoedge_requests_total{outcome=\"served\"} 2",
             "ecoedge_requests_total{outcome=\"refused\"} 1",
+            "ecoedge_requests_total{outcome=\"failed\"} 0",
             "ecoedge_request_latency_seconds_count 1",
             "ecoedge_batch_size_count 1",
             "ecoedge_energy_joules_total 0.5",
@@ -256,6 +278,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing `{line}` in:\n{text}");
         }
-        assert_eq!(m.requests("served"), 2);
+        assert_eq!(m.requests(Outcome::Served), 2);
     }
 }

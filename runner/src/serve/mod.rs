@@ -13,11 +13,12 @@ pub mod http;
 pub mod kserve;
 pub mod metrics;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 
-use anyhow::Result;
+use anyhow::{Context, Result, anyhow};
 use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::controller::Controller;
@@ -32,7 +33,8 @@ use crate::inference::tensor::Tensor;
 use crate::inference::{Engine, Signature};
 use crate::record::{Ending, Outcome, Recorder};
 use crate::report::window_line;
-use crate::service::{Batch, Queue, serve_loop};
+use crate::service::{Batch, Progress, Queue, serve_loop};
+use http::{App, router};
 use metrics::Metrics;
 
 /// What a request's handler waits for: every output, batch axis first, or
@@ -74,6 +76,8 @@ pub struct SharedQueue {
 pub enum Refusal {
     /// The queue cannot take all its samples now.
     Full,
+    /// More samples than the queue may ever hold: it would never fit.
+    TooLarge,
     /// The service is shutting down.
     Closing,
 }
@@ -94,7 +98,9 @@ impl SharedQueue {
     }
 
     /// Queues every sample of `inputs` (`samples` rows) as one job, or
-    /// refuses them all (counted as refused samples); the receiver gets the answer.
+    /// refuses them all (counted by the queue as refused samples); the
+    /// receiver gets the answer. A request larger than the queue's limit is
+    /// not counted: it could never be served, so it is the client's error.
     pub fn submit(
         &self,
         clock: &MonotonicClock,
@@ -102,6 +108,9 @@ impl SharedQueue {
         samples: usize,
         outputs: usize,
     ) -> Result<oneshot::Receiver<Answer>, Refusal> {
+        if samples > self.limit {
+            return Err(Refusal::TooLarge);
+        }
         let (tx, rx) = oneshot::channel();
         let job = Arc::new(Job {
             inputs,
@@ -116,15 +125,18 @@ impl SharedQueue {
             let mut q = self.lock();
             // Checked under the lock: `closed` is set under it too, so no
             // sample is queued after the loop saw the queue closed and empty.
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Refusal::Closing);
-            }
-            let stats = q.stats();
-            let waiting = stats.waiting() as usize;
-            if waiting + samples > self.limit {
-                // Refused as a whole: offer them so the queue counts them.
+            // Refused as a whole, and counted by the queue: the summary
+            // accounts for every sample that arrived.
+            let refusal = if self.closed.load(Ordering::Acquire) {
+                Some(Refusal::Closing)
+            } else if q.stats().waiting() as usize + samples > self.limit {
+                Some(Refusal::Full)
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
                 q.refuse(samples as u64);
-                return Err(Refusal::Full);
+                return Err(refusal);
             }
             let now = clock.now();
             for index in 0..samples {
@@ -164,6 +176,11 @@ impl SharedQueue {
         }
     }
 
+    /// Most samples that may wait.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Whether the service refuses new requests (shutting down).
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
@@ -189,24 +206,41 @@ impl Queue<Sample> for Source<'_> {
 }
 
 /// Runs one batch of samples: concatenates their rows per input, runs the
-/// engine once, gives each job its rows of every output, and answers the jobs
-/// whose last sample this was. An engine error fails the batch's jobs (500)
-/// and the service goes on.
+/// engine once, and gives each job its rows of every output. If the batch
+/// fails (an engine error, or a panic inside the engine on some input, such
+/// as a token id past the vocabulary), each sample is run alone, so only the
+/// requests at fault fail (500) and the service goes on.
 fn execute(engine: &mut dyn Engine, batch: &mut Batch<Sample>, metrics: &Metrics) {
     let signature = engine.signature().clone();
-    let n = batch.len();
-    let inputs: Vec<Tensor> = signature
+    let samples: Vec<&Sample> = batch.iter().map(|r| &r.payload).collect();
+    match infer_guarded(engine, &gather(&signature, &samples)) {
+        Ok(outputs) => scatter(&samples, &outputs, &signature, metrics),
+        Err(why) if samples.len() == 1 => fail(samples[0], why, &signature, metrics),
+        Err(_) => {
+            for &sample in &samples {
+                match infer_guarded(engine, &gather(&signature, &[sample])) {
+                    Ok(outputs) => scatter(&[sample], &outputs, &signature, metrics),
+                    Err(why) => fail(sample, why, &signature, metrics),
+                }
+            }
+        }
+    }
+}
+
+/// The engine's inputs for `samples`: each input's rows, in order.
+fn gather(signature: &Signature, samples: &[&Sample]) -> Vec<Tensor> {
+    signature
         .inputs
         .iter()
         .enumerate()
         .map(|(i, spec)| {
             let mut data = Vec::new();
-            for r in batch.iter() {
-                let t = &r.payload.job.inputs[i];
+            for s in samples {
+                let t = &s.job.inputs[i];
                 let row = t.row_bytes();
-                data.extend_from_slice(&t.data[r.payload.index * row..(r.payload.index + 1) * row]);
+                data.extend_from_slice(&t.data[s.index * row..(s.index + 1) * row]);
             }
-            let mut shape = vec![n];
+            let mut shape = vec![samples.len()];
             shape.extend(&spec.shape);
             Tensor {
                 datatype: spec.datatype,
@@ -214,27 +248,39 @@ fn execute(engine: &mut dyn Engine, batch: &mut Batch<Sample>, metrics: &Metrics
                 data,
             }
         })
-        .collect();
-    match engine.infer(&inputs) {
-        Ok(outputs) => {
-            for (k, r) in batch.iter().enumerate() {
-                let mut s = r.payload.job.state.lock().unwrap_or_else(PoisonError::into_inner);
-                for (o, out) in outputs.iter().enumerate() {
-                    let row = out.row_bytes();
-                    s.rows[o][r.payload.index] = Some(out.data[k * row..(k + 1) * row].to_vec());
-                }
-                finish_sample(&mut s, &signature, metrics);
-            }
-        }
-        Err(e) => {
-            let why = crate::inference::brief(&e);
-            for r in batch.iter() {
-                let mut s = r.payload.job.state.lock().unwrap_or_else(PoisonError::into_inner);
-                s.failed = Some(why.clone());
-                finish_sample(&mut s, &signature, metrics);
-            }
-        }
+        .collect()
+}
+
+/// Runs the engine; an error or a panic becomes the reason given to clients.
+fn infer_guarded(engine: &mut dyn Engine, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| engine.infer(inputs))) {
+        Ok(Ok(outputs)) => Ok(outputs),
+        Ok(Err(e)) => Err(crate::inference::brief(&e)),
+        Err(panic) => Err(panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .map_or_else(|| "the engine panicked".into(), |m| format!("the engine panicked: {m}"))),
     }
+}
+
+/// Gives sample `k` of `samples` row `k` of every output.
+fn scatter(samples: &[&Sample], outputs: &[Tensor], signature: &Signature, metrics: &Metrics) {
+    for (k, s) in samples.iter().enumerate() {
+        let mut state = s.job.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for (o, out) in outputs.iter().enumerate() {
+            let row = out.row_bytes();
+            state.rows[o][s.index] = Some(out.data[k * row..(k + 1) * row].to_vec());
+        }
+        finish_sample(&mut state, signature, metrics);
+    }
+}
+
+/// Marks a sample's job failed, for `why`.
+fn fail(sample: &Sample, why: String, signature: &Signature, metrics: &Metrics) {
+    let mut state = sample.job.state.lock().unwrap_or_else(PoisonError::into_inner);
+    state.failed = Some(why);
+    finish_sample(&mut state, signature, metrics);
 }
 
 /// Counts one sample of a job done; the last one answers the job.
@@ -273,53 +319,103 @@ fn finish_sample(s: &mut JobState, signature: &Signature, metrics: &Metrics) {
     let _ = reply.send(answer);
 }
 
-/// The service loop of `serve`: serves the shared queue through `engine` on
-/// `board` until the queue is closed and drained; reports to `metrics`.
-pub fn serve_queue(
+/// What the HTTP side of `serve` needs.
+#[derive(Debug)]
+pub struct Listen {
+    /// The bound listener.
+    pub listener: std::net::TcpListener,
+    /// The model's name in URLs.
+    pub model: String,
+    /// Most samples waiting before requests are refused.
+    pub queue: usize,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+    /// Longest a client may take to send its body.
+    pub body_timeout: std::time::Duration,
+}
+
+/// Serves inference over HTTP until `stop` is set (a signal), then stops
+/// taking requests (the listener closes, late requests get 503), serves
+/// every accepted one, answers each client and returns: the board is left
+/// for the caller to restore. `live` prints a line per closed window.
+#[allow(clippy::too_many_arguments)]
+pub fn serve(
     board: &mut LinuxBoard,
     engine: &mut dyn Engine,
     mut ctl: Controller<Sample, AnyOptimizer, MAX_BATCH>,
-    queue: &SharedQueue,
-    clock: MonotonicClock,
-    metrics: &Metrics,
     record: Recorder,
+    listen: Listen,
+    clock: MonotonicClock,
+    stop: &Arc<AtomicBool>,
     live: bool,
 ) -> Result<Outcome> {
+    let queue = Arc::new(SharedQueue::new(listen.queue));
+    let metrics = Arc::new(Metrics::new(
+        &listen.model,
+        board.name,
+        engine.max_batch() as u32,
+    ));
+    let app = Arc::new(App {
+        model: listen.model,
+        signature: engine.signature().clone(),
+        queue: Arc::clone(&queue),
+        clock,
+        metrics: Arc::clone(&metrics),
+        max_body: listen.max_body,
+        body_timeout: listen.body_timeout,
+    });
+    // Two workers: the handlers only parse, queue and wait; inference runs
+    // on this thread, so more workers would only take cores from it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ecoedge-http")
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    listen.listener.set_nonblocking(true)?;
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(listen.listener)?
+    };
+    let (stop_http, queue_http) = (Arc::clone(stop), Arc::clone(&queue));
+    let server = runtime.spawn(async move {
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(async move {
+                while !stop_http.load(Ordering::Acquire) {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                // Refuse from now on; the loop drains what was accepted and
+                // the handlers waiting for it answer before the server ends.
+                queue_http.close();
+            })
+            .await
+    });
+
     *queue.service.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
-    let mut source = Source(queue);
-    let record = serve_loop(
+    let served = serve_loop(
         &mut ctl,
         board,
         &clock,
-        &mut source,
+        &mut Source(&queue),
         &queue.closed,
         |batch| {
-            execute(engine, batch, metrics);
+            execute(engine, batch, &metrics);
             Ok(())
         },
         record,
-        |p| {
-            let dt = p.now.saturating_since(p.started).as_secs_f64();
-            let joules = (p.meter_end_j - p.meter_start_j).max(0.0);
-            metrics.batch(p.size, joules, if dt > 0.0 { joules / dt } else { 0.0 });
-            metrics.queue_depth(p.waiting);
-            let hz = |k: Knob, per: f64| p.space.knob_value(&p.config, k).map(|v| f64::from(v) * per);
-            metrics.config(
-                hz(Knob::Cpu, 1e3),
-                hz(Knob::Gpu, 1.0),
-                hz(Knob::Memory, 1.0),
-                p.space.batch_size(&p.config),
-            );
-            if let Some(w) = p.window {
-                metrics.window(w.energy_j, w.cost.mean);
-                if live {
-                    eprintln!("{}", window_line(p.space, w, &p.config));
-                }
-            }
-        },
-    )?;
+        |p| observe(&metrics, &p, live),
+    );
+    // The loop ends once the queue is closed and drained, or on an error:
+    // either way refuse everything and let the server finish its answers.
+    stop.store(true, Ordering::Release);
+    queue.close();
+    let http = runtime.block_on(server);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    let mut record = served?;
+    http.map_err(|e| anyhow!("the HTTP server stopped: {e}"))?
+        .context("the HTTP server")?;
+    // Read after the server ended: refusals while it finished count too.
     let stats = queue.lock().stats();
-    let mut record = record;
     record.refusals(stats.refused);
     Ok(record.finish(Ending {
         space: ctl.space().clone(),
@@ -328,4 +424,25 @@ pub fn serve_queue(
         baseline: ctl.baseline(),
         end: clock.now(),
     }))
+}
+
+/// Updates the metrics after a batch; prints a closed window's live line.
+fn observe(metrics: &Metrics, p: &Progress<'_>, live: bool) {
+    let dt = p.now.saturating_since(p.started).as_secs_f64();
+    let joules = (p.meter_end_j - p.meter_start_j).max(0.0);
+    metrics.batch(p.size, joules, if dt > 0.0 { joules / dt } else { 0.0 });
+    metrics.queue_depth(p.waiting);
+    let hz = |k: Knob, per: f64| p.space.knob_value(&p.config, k).map(|v| f64::from(v) * per);
+    metrics.config(
+        hz(Knob::Cpu, 1e3),
+        hz(Knob::Gpu, 1.0),
+        hz(Knob::Memory, 1.0),
+        p.space.batch_size(&p.config),
+    );
+    if let Some(w) = p.window {
+        metrics.window(w.energy_j, w.cost.mean);
+        if live {
+            eprintln!("{}", window_line(p.space, w, &p.config));
+        }
+    }
 }
