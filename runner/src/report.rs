@@ -146,10 +146,14 @@ impl Summary {
             e.scope,
             e.source
         );
-        println!(
-            "cost:     mean {:.3}, p99 {:.3} (1 = every knob at max)",
-            self.cost.mean, self.cost.p99
-        );
+        if self.baseline.is_some() {
+            println!(
+                "cost:     mean {:.3}, p99 {:.3} (1 = every knob at max)",
+                self.cost.mean, self.cost.p99
+            );
+        } else {
+            println!("cost:     unknown (no calibration window closed: no baseline)");
+        }
         let c = self.final_config;
         let mhz = |v: Option<u32>, per_mhz: u32| {
             v.map_or("-".to_string(), |v| format!("{} MHz", v / per_mhz))
