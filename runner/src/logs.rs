@@ -155,8 +155,14 @@ impl LogWriter {
 
     fn flush(&mut self) {
         self.flushed = Instant::now();
-        self.write(|w| w.requests.flush().map_err(csv::Error::from), "requests.csv");
-        self.write(|w| w.windows.flush().map_err(csv::Error::from), "windows.csv");
+        self.write(
+            |w| w.requests.flush().map_err(csv::Error::from),
+            "requests.csv",
+        );
+        self.write(
+            |w| w.windows.flush().map_err(csv::Error::from),
+            "windows.csv",
+        );
     }
 
     /// Runs one write unless an earlier one failed; keeps the first error.

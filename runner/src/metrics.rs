@@ -192,6 +192,10 @@ mod tests {
         assert_eq!(streamed.stats(1), known.stats(1));
         assert!(Tally::new(Alpha::default()).stats(0).mean_cost.is_nan());
         streamed.set_baseline(Baseline::new(9.0, 9.0).unwrap());
-        assert_eq!(streamed.stats(1), known.stats(1), "the first baseline stays");
+        assert_eq!(
+            streamed.stats(1),
+            known.stats(1),
+            "the first baseline stays"
+        );
     }
 }

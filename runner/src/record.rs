@@ -37,6 +37,9 @@ pub struct Outcome {
     pub arrived: u64,
     /// Requests refused by the full queue.
     pub refused: u64,
+    /// Requests run but answered with an error (among those in `tally`,
+    /// whose time and energy they took).
+    pub failed: u64,
     /// The config in force at the end.
     pub final_config: Config,
     /// The controller's baseline, once calibrated or given.
@@ -194,6 +197,7 @@ impl Recorder {
             windows_closed: self.windows_closed,
             arrived: ending.arrived,
             refused: self.refused,
+            failed: 0,
             final_config: ending.final_config,
             baseline: ending.baseline,
             end: ending.end,
@@ -268,7 +272,10 @@ mod tests {
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         let requests = read("requests.csv");
         assert_eq!(requests.lines().count(), 1 + 3, "{requests}");
-        assert!(requests.lines().last().unwrap().ends_with(",1"), "{requests}");
+        assert!(
+            requests.lines().last().unwrap().ends_with(",1"),
+            "{requests}"
+        );
         let windows = read("windows.csv");
         let mut lines = windows.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();

@@ -33,9 +33,11 @@ pub struct Meta {
 pub struct Requests {
     /// Requests that arrived.
     pub arrived: u64,
-    /// Requests served.
+    /// Requests served: run, and answered with their outputs.
     pub served: u64,
-    /// Requests refused by the full queue.
+    /// Requests run but answered with an error (the engine failed on them).
+    pub failed: u64,
+    /// Requests refused (a full queue, or the service shutting down).
     pub refused: u64,
     /// Requests still waiting at the end (queued or in a partial batch).
     pub pending: u64,
@@ -128,8 +130,8 @@ impl Summary {
         );
         let r = self.requests;
         println!(
-            "requests: {} arrived, {} served, {} refused, {} pending",
-            r.arrived, r.served, r.refused, r.pending
+            "requests: {} arrived, {} served, {} failed, {} refused, {} pending",
+            r.arrived, r.served, r.failed, r.refused, r.pending
         );
         let l = self.latency_s;
         println!(
@@ -184,7 +186,8 @@ impl Summary {
             seed: meta.seed,
             requests: Requests {
                 arrived: out.arrived,
-                served: s.served,
+                served: s.served - out.failed,
+                failed: out.failed,
                 refused: out.refused,
                 pending: out.arrived - out.refused - s.served,
             },

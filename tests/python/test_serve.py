@@ -420,7 +420,7 @@ def test_overload_refuses_with_503_and_counts_agree(launch, cache):
     assert requests_counted(fams, "invalid") == 1
     summary = server.stop()
     assert summary["requests"] == {"arrived": sum(ok) + sum(refused), "served": sum(ok),
-                                   "refused": sum(refused), "pending": 0}
+                                   "failed": 0, "refused": sum(refused), "pending": 0}
 
 
 # --------------------------------------------------------------------------
@@ -694,7 +694,7 @@ def test_metrics_count_what_clients_got_and_agree_with_the_summary(launch):
 
     summary = server.stop()
     assert summary["requests"] == {"arrived": sum(samples), "served": sum(samples),
-                                   "refused": 0, "pending": 0}
+                                   "failed": 0, "refused": 0, "pending": 0}
     assert summary["windows"] == windows
     assert summary["model"] == "mlp" and summary["board"] == "host"
 
@@ -731,7 +731,9 @@ def test_out_of_range_token_id_fails_only_its_own_request(launch, cache):
     status, _, _, _ = raw(server, "POST", "/v2/models/bert-tiny/infer", json_infer_body(good))
     assert status == 200
     assert requests_counted(scrape(server), "failed") == 1
-    assert server.stop()["requests"]["pending"] == 0
+    r = server.stop()["requests"]
+    assert (r["served"], r["failed"], r["pending"]) == (2, 1, 0), r
+    assert r["arrived"] == r["served"] + r["failed"] + r["refused"]
 
 
 def test_binary_data_output_parameter_and_per_output_override(mlp, cache):
@@ -758,7 +760,7 @@ def test_sigint_stops_like_sigterm(launch):
     server.proc.send_signal(signal.SIGINT)
     out = server.proc.stdout.read()
     assert server.proc.wait(timeout=60) == 0
-    assert json.loads(out)["requests"] == {"arrived": 1, "served": 1, "refused": 0, "pending": 0}
+    assert json.loads(out)["requests"] == {"arrived": 1, "served": 1, "failed": 0, "refused": 0, "pending": 0}
 
 
 def test_body_sent_too_slowly_is_408(launch):
@@ -778,3 +780,30 @@ def test_body_sent_too_slowly_is_408(launch):
     assert reply.startswith(b"HTTP/1.1 408"), reply
     assert "error" in json.loads(reply.split(b"\r\n\r\n", 1)[1])
     assert_still_serves(mlp)
+
+
+def test_logs_stream_while_serving(launch, tmp_path):
+    """requests.csv and windows.csv grow while the server runs (flushed within
+    about a second), so a crash loses at most the last second; summary.json
+    comes at the end."""
+    logs = tmp_path / "logs"
+    server = launch("mlp", "--log-dir", str(logs), "--window", "16", "--warmup", "2")
+    for seed in range(25):
+        status, _, _, _ = raw(server, "POST", "/v2/models/mlp/infer",
+                              json_infer_body(make_inputs("mlp", 2, seed)))
+        assert status == 200
+
+    def rows(name):
+        path = logs / name
+        return path.read_text().count("\n") - 1 if path.exists() else -1
+
+    deadline = time.time() + 5
+    while time.time() < deadline and (rows("requests.csv") < 50 or rows("windows.csv") < 1):
+        time.sleep(0.1)
+    assert rows("requests.csv") == 50, "requests.csv: every served sample, while serving"
+    assert rows("windows.csv") >= 1
+    assert not (logs / "summary.json").exists()
+    summary = server.stop()
+    assert json.loads((logs / "summary.json").read_text()) == summary
+    assert rows("requests.csv") == summary["requests"]["served"] == 50
+    assert rows("windows.csv") == summary["windows"]

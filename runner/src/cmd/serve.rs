@@ -38,10 +38,15 @@ pub struct ServeArgs {
 
 /// `64MiB`, `512KiB`, `1000`: a size in bytes.
 fn parse_size(s: &str) -> Result<usize, String> {
-    let (n, scale) = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
-        .iter()
-        .find_map(|(unit, scale)| s.strip_suffix(unit).map(|n| (n, *scale)))
-        .unwrap_or((s, 1));
+    let (n, scale) = [
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(unit, scale)| s.strip_suffix(unit).map(|n| (n, *scale)))
+    .unwrap_or((s, 1));
     n.trim()
         .parse::<usize>()
         .ok()

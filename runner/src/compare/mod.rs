@@ -24,9 +24,9 @@ use ecoedge_core::optimizer::Fixed;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::knobs::ConfigJson;
 use crate::metrics::PhaseStats;
 use crate::record::Outcome;
-use crate::knobs::ConfigJson;
 use crate::sim::model::DeviceModel;
 use crate::sim::named::{optimizer_named, simulate_named};
 use crate::sim::oracle::{best_static, reference_baseline};

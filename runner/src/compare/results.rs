@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::RunFigures;
-use crate::metrics::PhaseStats;
 use crate::knobs::ConfigJson;
+use crate::metrics::PhaseStats;
 
 /// Min, max and standard deviation over repeats.
 #[derive(Debug, Clone, Copy, Serialize)]

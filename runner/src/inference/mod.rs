@@ -68,7 +68,9 @@ impl fmt::Display for InputSpec {
 }
 
 /// An inference backend with plans ready for every batch size up to
-/// [`max_batch`](Engine::max_batch).
+/// [`max_batch`](Engine::max_batch). Running never panics: whatever goes
+/// wrong in the backend on some input is an error, and the engine stays
+/// usable for the next batch.
 pub trait Engine {
     /// Backend name for reports (`tract`, ...).
     fn backend(&self) -> &'static str;

@@ -10,6 +10,7 @@
 //! and the timings are in [`TractEngine::plan_report`].
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -310,19 +311,12 @@ impl Engine for TractEngine {
                 );
             }
         }
-        let state = self.state(batch)?;
-        state
-            .run(inputs)
-            .map_err(|e| anyhow!("inference: {}", brief(&e)))
+        run_state(self.state(batch)?, inputs)
     }
 
     fn run_synthetic(&mut self, batch: usize) -> Result<()> {
         let inputs = batch_inputs(&self.synthetic, self.max_batch, batch)?;
-        let state = self.state(batch)?;
-        state
-            .run(inputs)
-            .map(drop)
-            .map_err(|e| anyhow!("inference: {}", brief(&e)))
+        run_state(self.state(batch)?, inputs).map(drop)
     }
 
     fn signature(&self) -> &Signature {
@@ -335,7 +329,12 @@ impl Engine for TractEngine {
             let mut tensor = Tensor::zero_dt(spec.datum, &t.shape)?;
             let bytes = tensor.as_bytes_mut();
             if bytes.len() != t.data.len() {
-                bail!("input {}: {} bytes for shape {:?}", spec.name, t.data.len(), t.shape);
+                bail!(
+                    "input {}: {} bytes for shape {:?}",
+                    spec.name,
+                    t.data.len(),
+                    t.shape
+                );
             }
             // Both little-endian: the targets EcoEdge runs on (x86_64, aarch64).
             bytes.copy_from_slice(&t.data);
@@ -353,6 +352,27 @@ impl Engine for TractEngine {
             })
             .collect()
     }
+}
+
+/// Runs one plan. An error, or a panic inside tract on some input (a token
+/// id past the vocabulary panics in `Gather`), is returned as an error, and
+/// the plan's state is made afresh: a run cut short leaves values and
+/// resolved symbols (the batch size) behind that would fail the next run.
+fn run_state(state: &mut State, inputs: TVec<TValue>) -> Result<TVec<TValue>> {
+    let why = match std::panic::catch_unwind(AssertUnwindSafe(|| state.run(inputs))) {
+        Ok(Ok(outputs)) => return Ok(outputs),
+        Ok(Err(e)) => brief(&e),
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .map_or_else(
+                || "tract panicked".into(),
+                |m| format!("tract panicked: {m}"),
+            ),
+    };
+    *state = State::new(state.plan()).map_err(|e| anyhow!("renewing the plan's state: {e}"))?;
+    bail!("inference: {why}")
 }
 
 /// The plain datatype of a tract element type.
@@ -392,7 +412,9 @@ fn output_specs(model: &TypedModel) -> Result<Vec<TensorSpec>> {
                 .map(|d| d.to_usize().ok())
                 .collect::<Option<Vec<usize>>>()
                 .filter(|_| !dims.is_empty())
-                .ok_or_else(|| anyhow!("output {name:?} has no fixed per-sample shape: {dims:?}"))?;
+                .ok_or_else(|| {
+                    anyhow!("output {name:?} has no fixed per-sample shape: {dims:?}")
+                })?;
             Ok(TensorSpec {
                 name,
                 datatype: plain_type(fact.datum_type)?,

@@ -53,10 +53,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/health/ready", get(ready))
         .route("/v2", get(server_metadata))
         .route("/v2/models/{model}", get(model_metadata))
-        .route("/v2/models/{model}/versions/{version}", get(model_metadata_version))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(model_metadata_version),
+        )
         .route("/v2/models/{model}/ready", get(model_ready))
         .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer_version))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer_version),
+        )
         .route("/metrics", get(metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(app)
@@ -82,7 +88,10 @@ async fn server_metadata() -> Response {
 fn unknown_model(name: &str, app: &App) -> Response {
     error(
         StatusCode::NOT_FOUND,
-        format!("unknown model `{name}` (this server serves `{}`)", app.model),
+        format!(
+            "unknown model `{name}` (this server serves `{}`)",
+            app.model
+        ),
     )
 }
 
@@ -90,9 +99,10 @@ async fn model_metadata(State(app): State<Arc<App>>, Path(model): Path<String>) 
     if model != app.model {
         return unknown_model(&model, &app);
     }
-    let list = |specs: &[crate::inference::TensorSpec]| -> Vec<crate::inference::tensor::TensorMetadata> {
-        specs.iter().map(|s| s.metadata()).collect()
-    };
+    let list =
+        |specs: &[crate::inference::TensorSpec]| -> Vec<crate::inference::tensor::TensorMetadata> {
+            specs.iter().map(|s| s.metadata()).collect()
+        };
     axum::Json(json!({
         "name": app.model,
         "versions": ["1"],
@@ -197,7 +207,10 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
             StatusCode::BAD_REQUEST,
             format!("the body is over --max-body ({} bytes)", app.max_body),
         )),
-        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))),
+        Ok(Err(e)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("reading the body: {e}"),
+        )),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
 }
@@ -238,7 +251,8 @@ async fn answer(app: &App, req: InferRequest) -> Response {
             let r = kserve::encode_infer(&app.model, &req, &app.signature.outputs, &outputs);
             let mut resp = Response::new(Body::from(r.body));
             if let Some(n) = r.header_length {
-                resp.headers_mut().insert(HEADER_LENGTH, HeaderValue::from(n));
+                resp.headers_mut()
+                    .insert(HEADER_LENGTH, HeaderValue::from(n));
                 resp.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/octet-stream"),
@@ -252,10 +266,16 @@ async fn answer(app: &App, req: InferRequest) -> Response {
             resp
         }
         // Counted as failed by the loop.
-        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("inference failed: {why}")),
+        Ok(Err(why)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("inference failed: {why}"),
+        ),
         Err(_) => {
             app.metrics.request(Outcome::Failed);
-            error(StatusCode::INTERNAL_SERVER_ERROR, "the service stopped before answering")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the service stopped before answering",
+            )
         }
     }
 }

@@ -109,8 +109,12 @@ pub fn parse_infer(
         if given.contains_key(input.name.as_str()) {
             return bad(format!("input `{}` given twice", input.name));
         }
-        let datatype = DataType::from_name(&input.datatype)
-            .ok_or_else(|| BadRequest(format!("input `{}`: unknown datatype `{}`", input.name, input.datatype)))?;
+        let datatype = DataType::from_name(&input.datatype).ok_or_else(|| {
+            BadRequest(format!(
+                "input `{}`: unknown datatype `{}`",
+                input.name, input.datatype
+            ))
+        })?;
         if datatype != spec.datatype {
             return bad(format!(
                 "input `{}`: datatype {} where the model takes {}",
@@ -134,7 +138,10 @@ pub fn parse_infer(
         let data = match input.parameters.get("binary_data_size") {
             Some(size) => {
                 let size = size.as_u64().ok_or_else(|| {
-                    BadRequest(format!("input `{}`: binary_data_size is not a size", input.name))
+                    BadRequest(format!(
+                        "input `{}`: binary_data_size is not a size",
+                        input.name
+                    ))
                 })? as usize;
                 if header_length.is_none() {
                     return bad(format!(
@@ -161,16 +168,29 @@ pub fn parse_infer(
             }
             None => {
                 let Some(data) = &input.data else {
-                    return bad(format!("input `{}` has neither data nor binary_data_size", input.name));
+                    return bad(format!(
+                        "input `{}` has neither data nor binary_data_size",
+                        input.name
+                    ));
                 };
                 json_data(data, datatype, bytes / datatype.size())
                     .map_err(|e| BadRequest(format!("input `{}`: {e}", input.name)))?
             }
         };
-        given.insert(&input.name, Tensor { datatype, shape, data });
+        given.insert(
+            &input.name,
+            Tensor {
+                datatype,
+                shape,
+                data,
+            },
+        );
     }
     if !binary.is_empty() {
-        return bad(format!("{} bytes after the last binary input", binary.len()));
+        return bad(format!(
+            "{} bytes after the last binary input",
+            binary.len()
+        ));
     }
     let mut ordered = Vec::with_capacity(inputs.len());
     for spec in inputs {
@@ -231,10 +251,15 @@ fn shape_of(input: &InputJson, spec: &TensorSpec) -> Result<Vec<usize>, BadReque
         ))
     };
     let (&n, rest) = input.shape.split_first().ok_or_else(wrong)?;
-    if n < 1 || rest.len() != spec.shape.len() || rest.iter().zip(&spec.shape).any(|(&a, &b)| a != b as i64) {
+    if n < 1
+        || rest.len() != spec.shape.len()
+        || rest.iter().zip(&spec.shape).any(|(&a, &b)| a != b as i64)
+    {
         return Err(wrong());
     }
-    Ok(std::iter::once(n as usize).chain(spec.shape.iter().copied()).collect())
+    Ok(std::iter::once(n as usize)
+        .chain(spec.shape.iter().copied())
+        .collect())
 }
 
 /// Flattens JSON data (flat or nested arrays) into little-endian bytes of
@@ -308,7 +333,9 @@ fn json_values(t: &Tensor) -> Vec<Value> {
             DataType::I32 => i32::from_le_bytes(c.try_into().expect("4 bytes")).into(),
             DataType::U64 => u64::from_le_bytes(c.try_into().expect("8 bytes")).into(),
             DataType::I64 => i64::from_le_bytes(c.try_into().expect("8 bytes")).into(),
-            DataType::F16 => f64::from(tract_onnx::prelude::f16::from_le_bytes([c[0], c[1]]).to_f32()).into(),
+            DataType::F16 => {
+                f64::from(tract_onnx::prelude::f16::from_le_bytes([c[0], c[1]]).to_f32()).into()
+            }
             DataType::F32 => f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))).into(),
             DataType::F64 => f64::from_le_bytes(c.try_into().expect("8 bytes")).into(),
         })
@@ -434,9 +461,19 @@ mod tests {
         // Extra bytes, or too few, are refused.
         let mut extra = body.clone();
         extra.push(0);
-        assert!(parse_infer(&extra, Some(head.len()), &i, &o).unwrap_err().0.contains("1 bytes after"));
+        assert!(
+            parse_infer(&extra, Some(head.len()), &i, &o)
+                .unwrap_err()
+                .0
+                .contains("1 bytes after")
+        );
         let short = &body[..body.len() - 1];
-        assert!(parse_infer(short, Some(head.len()), &i, &o).unwrap_err().0.contains("left in the body"));
+        assert!(
+            parse_infer(short, Some(head.len()), &i, &o)
+                .unwrap_err()
+                .0
+                .contains("left in the body")
+        );
         assert!(parse_infer(&body, None, &i, &o).is_err());
         assert!(parse_infer(&body, Some(body.len() + 1), &i, &o).is_err());
     }
@@ -446,18 +483,68 @@ mod tests {
         let ok_ids = r#"{"name":"ids","shape":[1,3],"datatype":"INT64","data":[1,2,3]}"#;
         for (body, want) in [
             ("{", "malformed inference request JSON"),
-            (r#"{"inputs":[{"name":"z","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#, "unknown input `z`"),
-            (&format!(r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"INT32","data":[1,2]}},{ok_ids}]}}"#), "datatype INT32 where the model takes FP32"),
-            (&format!(r#"{{"inputs":[{{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}},{ok_ids}]}}"#), "shape [1, 3] where the model takes [N, 2]"),
-            (&format!(r#"{{"inputs":[{{"name":"x","shape":[0,2],"datatype":"FP32","data":[]}},{ok_ids}]}}"#), "N >= 1"),
-            (&format!(r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"FP32","data":[1]}},{ok_ids}]}}"#), "1 elements where its shape holds 2"),
-            (&format!(r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,"a"]}},{ok_ids}]}}"#), "is not a number"),
-            (&format!(r#"{{"inputs":[{{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3,4]}},{ok_ids}]}}"#), "has 1 samples, input `x` has 2"),
-            (r#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#, "missing input `ids`"),
-            (&format!(r#"{{"inputs":[{ok_ids}, {ok_ids}]}}"#), "given twice"),
-            (&format!(r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}},{ok_ids}],"outputs":[{{"name":"q"}}]}}"#), "unknown output `q`"),
-            (r#"{"inputs":[{"name":"ids","shape":[1,3],"datatype":"INT64","data":[1,2,1e30]}]}"#, "is not an integer"),
-            (r#"{"inputs":[{"name":"ids","shape":[1,3],"datatype":"BYTES","data":[1,2,3]}]}"#, "unknown datatype `BYTES`"),
+            (
+                r#"{"inputs":[{"name":"z","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#,
+                "unknown input `z`",
+            ),
+            (
+                &format!(
+                    r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"INT32","data":[1,2]}},{ok_ids}]}}"#
+                ),
+                "datatype INT32 where the model takes FP32",
+            ),
+            (
+                &format!(
+                    r#"{{"inputs":[{{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}},{ok_ids}]}}"#
+                ),
+                "shape [1, 3] where the model takes [N, 2]",
+            ),
+            (
+                &format!(
+                    r#"{{"inputs":[{{"name":"x","shape":[0,2],"datatype":"FP32","data":[]}},{ok_ids}]}}"#
+                ),
+                "N >= 1",
+            ),
+            (
+                &format!(
+                    r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"FP32","data":[1]}},{ok_ids}]}}"#
+                ),
+                "1 elements where its shape holds 2",
+            ),
+            (
+                &format!(
+                    r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,"a"]}},{ok_ids}]}}"#
+                ),
+                "is not a number",
+            ),
+            (
+                &format!(
+                    r#"{{"inputs":[{{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3,4]}},{ok_ids}]}}"#
+                ),
+                "has 1 samples, input `x` has 2",
+            ),
+            (
+                r#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#,
+                "missing input `ids`",
+            ),
+            (
+                &format!(r#"{{"inputs":[{ok_ids}, {ok_ids}]}}"#),
+                "given twice",
+            ),
+            (
+                &format!(
+                    r#"{{"inputs":[{{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}},{ok_ids}],"outputs":[{{"name":"q"}}]}}"#
+                ),
+                "unknown output `q`",
+            ),
+            (
+                r#"{"inputs":[{"name":"ids","shape":[1,3],"datatype":"INT64","data":[1,2,1e30]}]}"#,
+                "is not an integer",
+            ),
+            (
+                r#"{"inputs":[{"name":"ids","shape":[1,3],"datatype":"BYTES","data":[1,2,3]}]}"#,
+                "unknown datatype `BYTES`",
+            ),
         ] {
             let err = parse(body).unwrap_err();
             assert!(err.0.contains(want), "{body}: {err}");
@@ -474,10 +561,17 @@ mod tests {
             }]
         };
         let one = |datatype: DataType, data: &str| {
-            let body = format!(r#"{{"inputs":[{{"name":"a","shape":[1,2],"datatype":"{datatype}","data":{data}}}]}}"#);
+            let body = format!(
+                r#"{{"inputs":[{{"name":"a","shape":[1,2],"datatype":"{datatype}","data":{data}}}]}}"#
+            );
             parse_infer(body.as_bytes(), None, &spec(datatype), &spec(datatype))
         };
-        assert!(one(DataType::U8, "[0,256]").unwrap_err().0.contains("256 is out of range for UINT8"));
+        assert!(
+            one(DataType::U8, "[0,256]")
+                .unwrap_err()
+                .0
+                .contains("256 is out of range for UINT8")
+        );
         assert!(one(DataType::I32, "[-2147483649,0]").is_err());
         for (d, data) in [
             (DataType::U8, "[0,255]"),

@@ -223,7 +223,13 @@ impl Metrics {
     }
 
     /// The knob settings in force: clocks in Hz (`None`: not a knob) and the batch size.
-    pub fn config(&self, cpu_hz: Option<f64>, gpu_hz: Option<f64>, emc_hz: Option<f64>, batch: u32) {
+    pub fn config(
+        &self,
+        cpu_hz: Option<f64>,
+        gpu_hz: Option<f64>,
+        emc_hz: Option<f64>,
+        batch: u32,
+    ) {
         self.cpu_hz.set(cpu_hz.unwrap_or(0.0));
         self.gpu_hz.set(gpu_hz.unwrap_or(0.0));
         self.emc_hz.set(emc_hz.unwrap_or(0.0));

@@ -13,7 +13,6 @@ pub mod http;
 pub mod kserve;
 pub mod metrics;
 
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
@@ -207,22 +206,34 @@ impl Queue<Sample> for Source<'_> {
 
 /// Runs one batch of samples: concatenates their rows per input, runs the
 /// engine once, and gives each job its rows of every output. If the batch
-/// fails (an engine error, or a panic inside the engine on some input, such
-/// as a token id past the vocabulary), each sample is run alone, so only the
-/// requests at fault fail (500) and the service goes on.
-fn execute(engine: &mut dyn Engine, batch: &mut Batch<Sample>, metrics: &Metrics) {
+/// fails (the engine's error, such as a token id past the vocabulary), each
+/// sample is run alone, so only the requests at fault fail (500) and the
+/// service goes on. Returns how many
+/// samples failed.
+fn execute(engine: &mut dyn Engine, batch: &mut Batch<Sample>, metrics: &Metrics) -> u64 {
     let signature = engine.signature().clone();
     let samples: Vec<&Sample> = batch.iter().map(|r| &r.payload).collect();
     match infer_guarded(engine, &gather(&signature, &samples)) {
-        Ok(outputs) => scatter(&samples, &outputs, &signature, metrics),
-        Err(why) if samples.len() == 1 => fail(samples[0], why, &signature, metrics),
+        Ok(outputs) => {
+            scatter(&samples, &outputs, &signature, metrics);
+            0
+        }
+        Err(why) if samples.len() == 1 => {
+            fail(samples[0], why, &signature, metrics);
+            1
+        }
         Err(_) => {
+            let mut failed = 0;
             for &sample in &samples {
                 match infer_guarded(engine, &gather(&signature, &[sample])) {
                     Ok(outputs) => scatter(&[sample], &outputs, &signature, metrics),
-                    Err(why) => fail(sample, why, &signature, metrics),
+                    Err(why) => {
+                        fail(sample, why, &signature, metrics);
+                        failed += 1;
+                    }
                 }
             }
+            failed
         }
     }
 }
@@ -251,17 +262,11 @@ fn gather(signature: &Signature, samples: &[&Sample]) -> Vec<Tensor> {
         .collect()
 }
 
-/// Runs the engine; an error or a panic becomes the reason given to clients.
+/// Runs the engine; an error becomes the reason given to clients.
 fn infer_guarded(engine: &mut dyn Engine, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| engine.infer(inputs))) {
-        Ok(Ok(outputs)) => Ok(outputs),
-        Ok(Err(e)) => Err(crate::inference::brief(&e)),
-        Err(panic) => Err(panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .map_or_else(|| "the engine panicked".into(), |m| format!("the engine panicked: {m}"))),
-    }
+    engine
+        .infer(inputs)
+        .map_err(|e| crate::inference::brief(&e))
 }
 
 /// Gives sample `k` of `samples` row `k` of every output.
@@ -278,7 +283,11 @@ fn scatter(samples: &[&Sample], outputs: &[Tensor], signature: &Signature, metri
 
 /// Marks a sample's job failed, for `why`.
 fn fail(sample: &Sample, why: String, signature: &Signature, metrics: &Metrics) {
-    let mut state = sample.job.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sample
+        .job
+        .state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     state.failed = Some(why);
     finish_sample(&mut state, signature, metrics);
 }
@@ -309,7 +318,10 @@ fn finish_sample(s: &mut JobState, signature: &Signature, metrics: &Metrics) {
                     Tensor {
                         datatype: spec.datatype,
                         shape,
-                        data: rows.iter_mut().flat_map(|r| r.take().unwrap_or_default()).collect(),
+                        data: rows
+                            .iter_mut()
+                            .flat_map(|r| r.take().unwrap_or_default())
+                            .collect(),
                     }
                 })
                 .collect())
@@ -392,6 +404,7 @@ pub fn serve(
     });
 
     *queue.service.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
+    let mut failed = 0;
     let served = serve_loop(
         &mut ctl,
         board,
@@ -399,7 +412,7 @@ pub fn serve(
         &mut Source(&queue),
         &queue.closed,
         |batch| {
-            execute(engine, batch, &metrics);
+            failed += execute(engine, batch, &metrics);
             Ok(())
         },
         record,
@@ -417,13 +430,15 @@ pub fn serve(
     // Read after the server ended: refusals while it finished count too.
     let stats = queue.lock().stats();
     record.refusals(stats.refused);
-    Ok(record.finish(Ending {
+    let mut out = record.finish(Ending {
         space: ctl.space().clone(),
         arrived: stats.accepted + stats.refused,
         final_config: ctl.config(),
         baseline: ctl.baseline(),
         end: clock.now(),
-    }))
+    });
+    out.failed = failed;
+    Ok(out)
 }
 
 /// Updates the metrics after a batch; prints a closed window's live line.
