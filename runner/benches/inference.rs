@@ -238,16 +238,7 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     };
     let stop = AtomicBool::new(false);
     let record = Recorder::keeping(settings.window.alpha);
-    let out = run_workload(
-        &mut board,
-        &mut engine,
-        ctl,
-        &setup,
-        clock,
-        &stop,
-        record,
-        |_| {},
-    )?;
+    let out = run_workload(&mut board, &mut engine, ctl, &setup, &stop, record, |_| {})?;
     let mut done: Vec<u64> = out.served.iter().map(|s| s.done.as_micros()).collect();
     done.dedup();
     let served = steady_rate(&done, BATCH)?;

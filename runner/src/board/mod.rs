@@ -55,6 +55,7 @@ pub struct LinuxBoard {
     pub name: &'static str,
     meter: Meter,
     clocks: Vec<ClockKnob>,
+    clock: MonotonicClock,
     /// What was looked for and not used, and why (said on stderr).
     pub notes: Vec<String>,
 }
@@ -84,7 +85,7 @@ impl LinuxBoard {
         if jetson {
             open_jetson(&sysfs, clock, meter).context("--board jetson")
         } else {
-            open_host(&sysfs, root, meter).context("--board host")
+            open_host(&sysfs, root, clock, meter).context("--board host")
         }
     }
 
@@ -128,6 +129,12 @@ impl LinuxBoard {
         Ok(())
     }
 
+    /// The clock the board was opened with: the service loop's, which its
+    /// meter samples on.
+    pub fn clock(&self) -> MonotonicClock {
+        self.clock
+    }
+
     /// Puts every clock back as it was at open; later calls do nothing.
     pub fn restore(&mut self) -> Result<()> {
         if let Some(guard) = &self.guard {
@@ -147,7 +154,12 @@ fn open_meter(spec: &MeterSpec, sysfs: &Sysfs, clock: MonotonicClock) -> Result<
 /// The host: cpufreq when every policy's files are writable (root); energy
 /// from `meter` when given, else RAPL when readable, else the CPU-time
 /// estimate.
-fn open_host(sysfs: &Sysfs, root: &Path, meter: Option<Meter>) -> Result<LinuxBoard> {
+fn open_host(
+    sysfs: &Sysfs,
+    root: &Path,
+    clock: MonotonicClock,
+    meter: Option<Meter>,
+) -> Result<LinuxBoard> {
     let mut notes = Vec::new();
     let (guard, clocks) = match open_cpufreq(sysfs) {
         Ok((g, c)) => (Some(g), vec![Box::new(c) as ClockKnob]),
@@ -165,6 +177,7 @@ fn open_host(sysfs: &Sysfs, root: &Path, meter: Option<Meter>) -> Result<LinuxBo
         name: "host",
         meter,
         clocks,
+        clock,
         notes,
     })
 }
@@ -227,6 +240,7 @@ fn open_jetson(sysfs: &Sysfs, clock: MonotonicClock, meter: Option<Meter>) -> Re
         name: "jetson",
         meter,
         clocks,
+        clock,
         notes,
     })
 }

@@ -60,33 +60,24 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let start = clock.now();
     let mut last_draw = start;
     let redraw = Duration::from_millis(100);
-    let result = run_workload(
-        &mut board,
-        &mut engine,
-        ctl,
-        &setup,
-        clock,
-        &stop,
-        record,
-        |p| {
-            if let Some(w) = p.window {
-                // `suspend`, not `println`: a hidden bar (stderr not a terminal)
-                // would swallow the line.
-                bar.suspend(|| eprintln!("{}", window_line(p.space, w, &p.config)));
-            }
-            // Redraw at most ten times a second: the bar must not cost throughput.
-            if p.now >= last_draw + redraw {
-                last_draw = p.now;
-                bar.set_position(p.now.saturating_since(start).as_micros() / 1000);
-                bar.set_message(format!(
-                    "{} served, {} windows, batch {}",
-                    p.served,
-                    p.windows,
-                    p.space.batch_size(&p.config)
-                ));
-            }
-        },
-    );
+    let result = run_workload(&mut board, &mut engine, ctl, &setup, &stop, record, |p| {
+        if let Some(w) = p.window {
+            // `suspend`, not `println`: a hidden bar (stderr not a terminal)
+            // would swallow the line.
+            bar.suspend(|| eprintln!("{}", window_line(p.space, w, &p.config)));
+        }
+        // Redraw at most ten times a second: the bar must not cost throughput.
+        if p.now >= last_draw + redraw {
+            last_draw = p.now;
+            bar.set_position(p.now.saturating_since(start).as_micros() / 1000);
+            bar.set_message(format!(
+                "{} served, {} windows, batch {}",
+                p.served,
+                p.windows,
+                p.space.batch_size(&p.config)
+            ));
+        }
+    });
     bar.finish_and_clear();
     let restored = board.restore();
     let out = result?;

@@ -95,16 +95,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         body_timeout: Duration::from_micros(args.body_timeout.as_micros()),
     };
     let start = clock.now();
-    let result = serve(
-        &mut board,
-        &mut engine,
-        ctl,
-        record,
-        listen,
-        clock,
-        &stop,
-        true,
-    );
+    let result = serve(&mut board, &mut engine, ctl, record, listen, &stop, true);
     let restored = board.restore();
     let out = result?;
     restored?;

@@ -350,17 +350,16 @@ pub struct Listen {
 /// taking requests (the listener closes, late requests get 503), serves
 /// every accepted one, answers each client and returns: the board is left
 /// for the caller to restore. `live` prints a line per closed window.
-#[allow(clippy::too_many_arguments)]
 pub fn serve(
     board: &mut LinuxBoard,
     engine: &mut dyn Engine,
     mut ctl: Controller<Sample, AnyOptimizer, MAX_BATCH>,
     record: Recorder,
     listen: Listen,
-    clock: MonotonicClock,
     stop: &Arc<AtomicBool>,
     live: bool,
 ) -> Result<Outcome> {
+    let clock = board.clock();
     let queue = Arc::new(SharedQueue::new(listen.queue));
     let metrics = Arc::new(Metrics::new(
         &listen.model,
@@ -408,7 +407,6 @@ pub fn serve(
     let served = serve_loop(
         &mut ctl,
         board,
-        &clock,
         &mut Source(&queue),
         &queue.closed,
         |batch| {

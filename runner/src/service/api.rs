@@ -250,7 +250,6 @@ impl Service {
                     let result = serve_loop(
                         &mut ctl,
                         board,
-                        &clock,
                         &mut consumer,
                         closed,
                         |batch: &mut Batch<Job<I, O>>| run_batch(&mut infer, batch),

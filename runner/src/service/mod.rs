@@ -88,13 +88,13 @@ pub struct Progress<'a> {
 pub(crate) fn serve_loop<T, O: Optimizer>(
     ctl: &mut Controller<T, O, MAX_BATCH>,
     board: &mut LinuxBoard,
-    clock: &MonotonicClock,
     source: &mut impl Queue<T>,
     closed: &AtomicBool,
     mut execute: impl FnMut(&mut Batch<T>) -> Result<()>,
     mut record: Recorder,
     mut observe: impl FnMut(Progress<'_>),
 ) -> Result<Recorder> {
+    let clock = board.clock();
     let mut batch: Batch<T> = heapless::Vec::new();
     let mut arrivals: heapless::Vec<Instant, MAX_BATCH> = heapless::Vec::new();
     board.apply(ctl.space(), &ctl.config(), |k| ctl.governed(k))?;
@@ -171,12 +171,12 @@ pub fn run_workload<O: Optimizer>(
     engine: &mut dyn Engine,
     mut ctl: Controller<(), O, MAX_BATCH>,
     setup: &RunSetup,
-    clock: MonotonicClock,
     stop: &AtomicBool,
     record: Recorder,
     observe: impl FnMut(Progress<'_>),
 ) -> Result<Outcome> {
     let arrivals = setup.workload.arrivals(setup.seed)?;
+    let clock = board.clock();
     let mut queue: RingQueue<(), QUEUE> = RingQueue::new();
     let closed = AtomicBool::new(false);
     let failed = AtomicBool::new(false);
@@ -203,7 +203,6 @@ pub fn run_workload<O: Optimizer>(
         let result = serve_loop(
             &mut ctl,
             board,
-            &clock,
             &mut consumer,
             &closed,
             |batch| engine.run_synthetic(batch.len()),
