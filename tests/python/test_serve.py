@@ -764,8 +764,8 @@ def test_sigint_stops_like_sigterm(launch):
 
 
 def test_body_sent_too_slowly_is_408(launch):
-    """The server waits --body-timeout for a body, then answers 408 with a JSON error."""
-    mlp = launch("mlp", "--body-timeout", "2s")
+    """The server waits --client-timeout for a body, then answers 408 with a JSON error."""
+    mlp = launch("mlp", "--client-timeout", "2s")
     s = socket.create_connection(("127.0.0.1", mlp.port), timeout=60)
     s.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
     started = time.time()
@@ -807,3 +807,19 @@ def test_logs_stream_while_serving(launch, tmp_path):
     assert json.loads((logs / "summary.json").read_text()) == summary
     assert rows("requests.csv") == summary["requests"]["served"] == 50
     assert rows("windows.csv") == summary["windows"]
+
+
+def test_silent_and_idle_connections_are_closed_after_the_client_timeout(launch):
+    """A client that sends nothing, or keeps an idle keep-alive connection, is
+    disconnected after --client-timeout, so such clients cannot pile up."""
+    server = launch("mlp", "--client-timeout", "2s")
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    idle.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(4096).startswith(b"HTTP/1.1 200")
+    started = time.time()
+    for s in (silent, idle):
+        assert s.recv(4096) == b"", "the server closes the connection"
+        s.close()
+    assert 1.5 < time.time() - started < 15
+    assert_still_serves(server)

@@ -29,9 +29,10 @@ pub struct ServeArgs {
     /// Largest request body, e.g. 64MiB (bigger ones get 400).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub max_body: usize,
-    /// Longest a client may take to send a request body (then 408).
+    /// Longest a client may take to send a request's headers or its body
+    /// (a slow body gets 408), and longest an idle connection is kept.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub body_timeout: CoreDuration,
+    pub client_timeout: CoreDuration,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -71,8 +72,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     if args.queue == 0 || args.queue as usize > QUEUE - 1 {
         bail!("--queue must be in 1..={}", QUEUE - 1);
     }
-    if args.body_timeout == CoreDuration::ZERO {
-        bail!("--body-timeout must be positive");
+    if args.client_timeout == CoreDuration::ZERO {
+        bail!("--client-timeout must be positive");
     }
     let stop = stop_on_signals()?;
     let name = model_name(&s.model, &model_path(&s.model)?);
@@ -92,7 +93,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         model: name,
         queue: args.queue as usize,
         max_body: args.max_body,
-        body_timeout: Duration::from_micros(args.body_timeout.as_micros()),
+        client_timeout: Duration::from_micros(args.client_timeout.as_micros()),
     };
     let start = clock.now();
     let result = serve(&mut board, &mut engine, ctl, record, listen, &stop, true);

@@ -13,6 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ecoedge_bsp_jetson::MonotonicClock;
 use http_body_util::{BodyExt, Limited};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 
 use super::kserve::{self, InferRequest};
@@ -37,8 +41,58 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Largest request body, bytes.
     pub max_body: usize,
-    /// Longest a client may take to send its body.
-    pub body_timeout: Duration,
+    /// Longest a client may take to send a request's headers or body, and
+    /// longest an idle connection is kept.
+    pub client_timeout: Duration,
+}
+
+/// Accepts connections until `stop` completes, then closes the listener,
+/// lets every connection finish the request it is in (its answer comes once
+/// the loop has served it) and returns when all have closed.
+///
+/// hyper's HTTP/1 connections, not `axum::serve`, because these need
+/// timeouts: a client that sends no request headers within the client
+/// timeout, or keeps an idle connection that long, is disconnected, so
+/// silent or vanished clients cannot pile up connections. Nagle is off:
+/// answers are small and latency is what is measured.
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    stop: impl Future<Output = ()>,
+) {
+    let timeout = app.client_timeout;
+    let service = TowerToHyperService::new(router(app));
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors, or a connection reset before
+                    // it was accepted: wait a little and go on serving.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .serve_connection(TokioIo::new(stream), service.clone());
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    // A client that went away mid-request ends its own
+                    // connection only.
+                    let _ = conn.await;
+                });
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// `{"error": ...}` with `status`.
@@ -198,10 +252,10 @@ async fn checked_infer(app: &App, model: &str, headers: &HeaderMap, body: Body) 
 /// The body, at most `max_body` bytes, within the body timeout.
 async fn read_body(app: &App, body: Body) -> Result<Bytes, Response> {
     let limited = Limited::new(body, app.max_body);
-    match tokio::time::timeout(app.body_timeout, limited.collect()).await {
+    match tokio::time::timeout(app.client_timeout, limited.collect()).await {
         Err(_) => Err(error(
             StatusCode::REQUEST_TIMEOUT,
-            format!("the body took over {} s", app.body_timeout.as_secs()),
+            format!("the body took over {} s", app.client_timeout.as_secs()),
         )),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(error(
             StatusCode::BAD_REQUEST,

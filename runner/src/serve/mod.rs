@@ -33,7 +33,7 @@ use crate::inference::{Engine, Signature};
 use crate::record::{Ending, Outcome, Recorder};
 use crate::report::window_line;
 use crate::service::{Batch, Progress, Queue, serve_loop};
-use http::{App, router};
+use http::{App, serve_connections};
 use metrics::Metrics;
 
 /// What a request's handler waits for: every output, batch axis first, or
@@ -342,8 +342,9 @@ pub struct Listen {
     pub queue: usize,
     /// Largest request body, bytes.
     pub max_body: usize,
-    /// Longest a client may take to send its body.
-    pub body_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's headers or body, and
+    /// longest an idle connection is kept.
+    pub client_timeout: std::time::Duration,
 }
 
 /// Serves inference over HTTP until `stop` is set (a signal), then stops
@@ -373,7 +374,7 @@ pub fn serve(
         clock,
         metrics: Arc::clone(&metrics),
         max_body: listen.max_body,
-        body_timeout: listen.body_timeout,
+        client_timeout: listen.client_timeout,
     });
     // Two workers: the handlers only parse, queue and wait; inference runs
     // on this thread, so more workers would only take cores from it.
@@ -389,18 +390,14 @@ pub fn serve(
         tokio::net::TcpListener::from_std(listen.listener)?
     };
     let (stop_http, queue_http) = (Arc::clone(stop), Arc::clone(&queue));
-    let server = runtime.spawn(async move {
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(async move {
-                while !stop_http.load(Ordering::Acquire) {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                // Refuse from now on; the loop drains what was accepted and
-                // the handlers waiting for it answer before the server ends.
-                queue_http.close();
-            })
-            .await
-    });
+    let server = runtime.spawn(serve_connections(listener, app, async move {
+        while !stop_http.load(Ordering::Acquire) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Refuse from now on; the loop drains what was accepted and the
+        // handlers waiting for it answer before the server ends.
+        queue_http.close();
+    }));
 
     *queue.service.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
     let mut failed = 0;
@@ -423,8 +420,7 @@ pub fn serve(
     let http = runtime.block_on(server);
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let mut record = served?;
-    http.map_err(|e| anyhow!("the HTTP server stopped: {e}"))?
-        .context("the HTTP server")?;
+    http.map_err(|e| anyhow!("the HTTP server stopped: {e}"))?;
     // Read after the server ended: refusals while it finished count too.
     let stats = queue.lock().stats();
     record.refusals(stats.refused);
