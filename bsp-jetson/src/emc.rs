@@ -70,7 +70,7 @@ pub const EMC_ISO_CAP: &str = "/sys/kernel/nvpmodel_emc_cap/emc_iso_cap";
 const KHZ_LIST_BELOW: u64 = 100_000_000;
 
 /// The files of the EMC clock (joined to the root).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EmcFiles {
     /// `clk/emc`, the clock's directory.
     pub dir: PathBuf,

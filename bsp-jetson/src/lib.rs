@@ -69,6 +69,8 @@ pub mod restore;
 #[cfg(feature = "std")]
 pub mod sampler;
 #[cfg(feature = "std")]
+pub mod state;
+#[cfg(feature = "std")]
 pub mod sysfs;
 
 pub use ecoedge_core::board::{EnergyMeter, FrequencyKnob};
@@ -88,9 +90,11 @@ pub use power::{PowerMonitor, RailPower, RailReading};
 #[cfg(feature = "std")]
 pub use report::{BoardReport, report};
 #[cfg(feature = "std")]
-pub use restore::RestoreGuard;
+pub use restore::{RestoreGuard, Restorer, restore_stored};
 #[cfg(feature = "std")]
 pub use sampler::{EnergyIntegrator, MonotonicClock, Sampler, SamplerConfig, SamplerError};
+#[cfg(feature = "std")]
+pub use state::{StateDir, Stored};
 #[cfg(feature = "std")]
 pub use sysfs::{Error, FileWriter, Sysfs, Writer};
 
@@ -128,7 +132,23 @@ impl Knobs {
 /// Signals are the caller's: see [`Knobs::watch_signals`].
 #[cfg(feature = "std")]
 pub fn open_knobs(sysfs: &Sysfs) -> Result<Knobs, Error> {
-    let guard = RestoreGuard::save(sysfs)?;
+    open_knobs_guarded(sysfs, RestoreGuard::save(sysfs)?)
+}
+
+/// As [`open_knobs`], holding the board in `state` (its lock and store file,
+/// see [`state`]): what a dead process left pinned is restored first and
+/// returned, so the caller can say so.
+#[cfg(feature = "std")]
+pub fn open_knobs_stored(
+    sysfs: &Sysfs,
+    state: &StateDir,
+) -> Result<(Knobs, Option<Stored>), Error> {
+    let (guard, recovered) = RestoreGuard::save_stored(sysfs, state)?;
+    Ok((open_knobs_guarded(sysfs, guard)?, recovered))
+}
+
+#[cfg(feature = "std")]
+fn open_knobs_guarded(sysfs: &Sysfs, guard: RestoreGuard) -> Result<Knobs, Error> {
     guard.check_writable()?;
     let cpu = CpuFreq::open(sysfs)?;
     let gpu = match GpuFreq::open(sysfs) {

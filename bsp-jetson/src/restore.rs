@@ -16,6 +16,7 @@
 use crate::cpufreq::discover_policies;
 use crate::devfreq::{find_gpu, gpu_limits};
 use crate::emc::{EmcFiles, find_emc};
+use crate::state::{BoardLock, StateDir, Stored};
 use crate::sysfs::{Error, Limits, Result, Sysfs};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 /// One clock's saved settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedClock {
     /// Its governor file.
     pub governor_file: PathBuf,
@@ -46,20 +47,40 @@ impl SavedClock {
         })
     }
 
-    /// Limits first (ordered so `min <= max` holds throughout), then the governor.
+    /// Limits first (ordered so `min <= max` holds throughout), then the
+    /// governor; best effort: every file is tried and none is undone, so a
+    /// maximum the kernel caps (thermal, PM QoS) is reported while the rest
+    /// goes back as it was, and the pinned values are never written back.
     fn restore(&self, sysfs: &Sysfs) -> Result<()> {
-        self.limits.set(sysfs, self.range.0, self.range.1)?;
-        if sysfs.read_string(&self.governor_file)? != self.governor {
-            sysfs.write_verified(&self.governor_file, &self.governor)?;
+        let (lo, hi) = self.range;
+        let (_, max_now) = self.limits.read(sysfs)?;
+        let order = if lo > max_now {
+            [(&self.limits.max, hi), (&self.limits.min, lo)]
+        } else {
+            [(&self.limits.min, lo), (&self.limits.max, hi)]
+        };
+        let mut first = None;
+        for (path, value) in order {
+            if let Err(e) = sysfs.write_verified(path, &value.to_string()) {
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        match sysfs.read_string(&self.governor_file) {
+            Ok(g) if g == self.governor => {}
+            _ => {
+                if let Err(e) = sysfs.write_verified(&self.governor_file, &self.governor) {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
 
 /// The memory (EMC) clock's saved settings: whether its rate was pinned
 /// (`mrq_rate_locked`) and the rate (`rate`), the two files [`crate::EmcFreq`]
 /// writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedEmc {
     /// Its files.
     pub files: EmcFiles,
@@ -105,32 +126,75 @@ struct Snapshot {
     sysfs: Sysfs,
     clocks: Vec<SavedClock>,
     emc: Option<SavedEmc>,
+    /// Where the store file is, when there is one.
+    state: Option<StateDir>,
+}
+
+impl Snapshot {
+    /// Puts every clock back; tries them all even after a failure and reports
+    /// the first. The store goes once every value was written (a value the
+    /// kernel caps included: it is as original as the kernel allows); a
+    /// failed write keeps it, for the next start or `board --restore`.
+    fn restore(&self) -> Result<()> {
+        let mut first = None;
+        for clock in &self.clocks {
+            if let Err(e) = clock.restore(&self.sysfs) {
+                first.get_or_insert(e);
+            }
+        }
+        if let Some(Err(e)) = self.emc.as_ref().map(|emc| emc.restore(&self.sysfs)) {
+            first.get_or_insert(e);
+        }
+        if let Some(state) = &self.state
+            && matches!(first, None | Some(Error::Verify { .. }))
+        {
+            state.remove_store()?;
+        }
+        first.map_or(Ok(()), Err)
+    }
 }
 
 type Shared = Arc<Mutex<Option<Snapshot>>>;
 
-/// Restores the snapshot once; later calls find nothing left to do. Tries every
-/// clock even after a failure and reports the first failure.
+/// Restores the snapshot once; later calls find nothing left to do.
 fn restore_shared(shared: &Shared) -> Result<()> {
     // A panic elsewhere must not keep the board from being restored.
     let snapshot = shared.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let Some(snapshot) = snapshot else {
-        return Ok(());
+    snapshot.map_or(Ok(()), |s| s.restore())
+}
+
+/// Restores, from another thread, what a [`RestoreGuard`] saved: for a signal
+/// handler that must put the clocks back before the process exits.
+#[derive(Debug, Clone)]
+pub struct Restorer(Shared);
+
+impl Restorer {
+    /// Restores now, unless it was done already; see [`RestoreGuard::restore`].
+    pub fn restore(&self) -> Result<()> {
+        restore_shared(&self.0)
+    }
+}
+
+/// Restores what a process that died without restoring left in `state`'s
+/// store, if anything (taking the board's lock while at it): the store's
+/// contents, or `None` when there was none.
+pub fn restore_stored(sysfs: &Sysfs, state: &StateDir) -> Result<Option<Stored>> {
+    let _lock = state.lock()?;
+    restore_store_held(sysfs, state)
+}
+
+fn restore_store_held(sysfs: &Sysfs, state: &StateDir) -> Result<Option<Stored>> {
+    let Some(stored) = state.read_store()? else {
+        return Ok(None);
     };
-    let mut first = None;
-    for clock in &snapshot.clocks {
-        if let Err(e) = clock.restore(&snapshot.sysfs) {
-            first.get_or_insert(e);
-        }
+    Snapshot {
+        sysfs: sysfs.clone(),
+        clocks: stored.clocks.clone(),
+        emc: stored.emc.clone(),
+        state: Some(state.clone()),
     }
-    if let Some(Err(e)) = snapshot
-        .emc
-        .as_ref()
-        .map(|emc| emc.restore(&snapshot.sysfs))
-    {
-        first.get_or_insert(e);
-    }
-    first.map_or(Ok(()), Err)
+    .restore()?;
+    Ok(Some(stored))
 }
 
 /// Holds the board's saved clock settings and puts them back on drop, Ctrl-C,
@@ -141,6 +205,8 @@ pub struct RestoreGuard {
     clocks: Vec<SavedClock>,
     emc: Option<SavedEmc>,
     signals: Option<(Handle, JoinHandle<()>)>,
+    /// Held until the guard goes (after its restore, in drop).
+    lock: Option<BoardLock>,
 }
 
 impl RestoreGuard {
@@ -171,13 +237,55 @@ impl RestoreGuard {
             sysfs: sysfs.clone(),
             clocks: clocks.clone(),
             emc: emc.clone(),
+            state: None,
         };
         Ok(RestoreGuard {
             shared: Arc::new(Mutex::new(Some(snapshot))),
             clocks,
             emc,
             signals: None,
+            lock: None,
         })
+    }
+
+    /// As [`RestoreGuard::save`], holding the board in `state`: takes its
+    /// lock (another process writing this board's clocks is an
+    /// [`Error::Locked`]), first restores what a dead process left in the
+    /// store (returned, so the caller can say so), then saves the clocks and
+    /// writes them to the store before anything else is written. The store
+    /// goes with a successful restore.
+    pub fn save_stored(sysfs: &Sysfs, state: &StateDir) -> Result<(Self, Option<Stored>)> {
+        let lock = state.lock()?;
+        let recovered = restore_store_held(sysfs, state)?;
+        let mut guard = Self::save(sysfs)?;
+        state.write_store(&Stored {
+            pid: std::process::id(),
+            clocks: guard.clocks.clone(),
+            emc: guard.emc.clone(),
+        })?;
+        if let Some(s) = guard
+            .shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            s.state = Some(state.clone());
+        }
+        guard.lock = Some(lock);
+        Ok((guard, recovered))
+    }
+
+    /// A handle that restores from another thread.
+    pub fn restorer(&self) -> Restorer {
+        Restorer(Arc::clone(&self.shared))
+    }
+
+    /// Runs `write` (a change of the clocks) unless the board was restored
+    /// already; a restore on another thread waits until it is done. So no
+    /// write ever follows the restore, however the threads interleave.
+    pub fn unless_restored<R>(&self, write: impl FnOnce() -> R) -> Option<R> {
+        let held = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        held.is_some().then(write)
     }
 
     /// What was saved, CPU policies first, then the GPU.

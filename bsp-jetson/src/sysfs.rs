@@ -112,6 +112,33 @@ pub enum Error {
         /// The failure of the undo.
         undo: Box<Error>,
     },
+    /// Another process holds the board (its clocks are its to write).
+    #[error("the board is in use by {} (lock {}); stop it first", pid.map_or("another process".to_string(), |p| format!("process {p}")), path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's process id, as it wrote it.
+        pid: Option<u32>,
+    },
+    /// The state directory (lock and store file) cannot be used.
+    #[error("state directory: {}: {source}", path.display())]
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+    /// A write would leave the board's root through a symbolic link.
+    #[error("{}: resolves to {}, outside the board's root {}; not written", path.display(), target.display(), root.display())]
+    OutsideRoot {
+        /// The file asked for.
+        path: PathBuf,
+        /// Where it leads.
+        target: PathBuf,
+        /// The root.
+        root: PathBuf,
+    },
     /// Registering the Ctrl-C / SIGTERM handler failed.
     #[error("cannot install the signal handler: {0}")]
     Signals(#[source] io::Error),
@@ -314,7 +341,7 @@ fn read_error(path: &Path, source: io::Error) -> Error {
 /// Kernels refuse a minimum above the maximum (older ones with `EINVAL`, newer
 /// ones clamp silently), so every change is ordered to keep `min <= max` at each
 /// step, and a failure of the second write undoes the first: never half-applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// The minimum file.
     pub min: PathBuf,
