@@ -53,7 +53,9 @@ impl SavedClock {
     /// goes back as it was, and the pinned values are never written back.
     fn restore(&self, sysfs: &Sysfs) -> Result<()> {
         let (lo, hi) = self.range;
-        let (_, max_now) = self.limits.read(sysfs)?;
+        // An unreadable maximum (a fake tree's file cut mid-write) orders
+        // the maximum first: raising it first is the safe way up.
+        let max_now = self.limits.read(sysfs).map_or(0, |(_, max)| max);
         let order = if lo > max_now {
             [(&self.limits.max, hi), (&self.limits.min, lo)]
         } else {
@@ -255,6 +257,12 @@ impl RestoreGuard {
     /// writes them to the store before anything else is written. The store
     /// goes with a successful restore.
     pub fn save_stored(sysfs: &Sysfs, state: &StateDir) -> Result<(Self, Option<Stored>)> {
+        // Whether the clocks can be written at all comes first: a user who
+        // may not should hear that, not that the state dir is root's.
+        let probe = Self::save(sysfs)?;
+        let writable = probe.check_writable();
+        probe.disarm();
+        writable?;
         let lock = state.lock()?;
         let recovered = restore_store_held(sysfs, state)?;
         let mut guard = Self::save(sysfs)?;
@@ -273,6 +281,15 @@ impl RestoreGuard {
         }
         guard.lock = Some(lock);
         Ok((guard, recovered))
+    }
+
+    /// Forgets what was saved: nothing is restored (for a guard that wrote
+    /// nothing).
+    fn disarm(&self) {
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// A handle that restores from another thread.

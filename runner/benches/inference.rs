@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
@@ -31,7 +30,7 @@ use ecoedge_runner::board::{BoardChoice, LinuxBoard};
 use ecoedge_runner::inference::{Engine, PlanMode, TractEngine, TractOptions};
 use ecoedge_runner::knobs::{KnobSet, LowerLimits};
 use ecoedge_runner::record::Recorder;
-use ecoedge_runner::service::{RunSetup, run_workload};
+use ecoedge_runner::service::{RunSetup, Stop, run_workload};
 use ecoedge_runner::workload::Workload;
 use serde_json::json;
 use tract_onnx::prelude::*;
@@ -216,7 +215,7 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     // CPU-time meter, the same on every machine.
     let root = tempfile::tempdir()?;
     let clock = MonotonicClock::new();
-    let mut board = LinuxBoard::open(BoardChoice::Host, root.path(), clock, None)?;
+    let mut board = LinuxBoard::open(BoardChoice::Host, root.path(), clock, None, None)?;
     let space = board.space(&KnobSet::paper(), BATCH as u32, &LowerLimits::NONE)?;
     let optimizer = by_name("fixed:max", &space, 1).map_err(|e| anyhow!("{e}"))?;
     let settings = Settings {
@@ -236,7 +235,7 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
             ((batches + 1) * BATCH) as u64 * gap_us,
         ),
     };
-    let stop = AtomicBool::new(false);
+    let stop = Stop::default();
     let record = Recorder::keeping(settings.window.alpha);
     let out = run_workload(&mut board, &mut engine, ctl, &setup, &stop, record, |_| {})?;
     let mut done: Vec<u64> = out.served.iter().map(|s| s.done.as_micros()).collect();

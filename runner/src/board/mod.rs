@@ -9,9 +9,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use ecoedge_bsp_jetson::state::DEFAULT_DIR;
 use ecoedge_bsp_jetson::{
-    CpuFreq, MeterSpec, MonotonicClock, PowerMonitor, RestoreGuard, Sampler, SamplerConfig, Sysfs,
-    open_i2c_meter,
+    CpuFreq, Error as BspError, MeterSpec, MonotonicClock, PowerMonitor, RestoreGuard, Restorer,
+    Sampler, SamplerConfig, StateDir, Stored, Sysfs, open_i2c_meter,
 };
 use ecoedge_core::board::{EnergyMeter, EnergySource, FrequencyKnob};
 use ecoedge_core::space::{Config, Knob, Space};
@@ -64,14 +65,20 @@ impl LinuxBoard {
     /// Opens the board `choice` names under `root`, measuring energy with
     /// `meter` when given (else the board's own: the Jetson's input rail,
     /// RAPL, or an estimate). `clock` is the service loop's clock, shared with
-    /// a sampling meter so their instants compare.
+    /// a sampling meter so their instants compare. Clocks it will write are
+    /// held through `state_dir` (default: `/run/ecoedge` under `root`; see
+    /// [`ecoedge_bsp_jetson::state`]): its lock, and the store of the clocks
+    /// as they were, restored first if a dead process left one.
     pub fn open(
         choice: BoardChoice,
         root: &Path,
         clock: MonotonicClock,
         meter: Option<&MeterSpec>,
+        state_dir: Option<&Path>,
     ) -> Result<LinuxBoard> {
         let sysfs = Sysfs::new(root);
+        let state =
+            StateDir::new(state_dir.map_or_else(|| sysfs.path(DEFAULT_DIR), Path::to_path_buf));
         let jetson = match choice {
             BoardChoice::Jetson => true,
             BoardChoice::Host => false,
@@ -83,9 +90,9 @@ impl LinuxBoard {
             .map(|spec| open_meter(spec, &sysfs, clock).with_context(|| format!("--meter {spec}")))
             .transpose()?;
         if jetson {
-            open_jetson(&sysfs, clock, meter).context("--board jetson")
+            open_jetson(&sysfs, &state, clock, meter).context("--board jetson")
         } else {
-            open_host(&sysfs, root, clock, meter).context("--board host")
+            open_host(&sysfs, &state, clock, meter).context("--board host")
         }
     }
 
@@ -123,10 +130,25 @@ impl LinuxBoard {
         config: &Config,
         governed: impl Fn(Knob) -> bool,
     ) -> Result<()> {
-        for knob in &mut self.clocks {
-            apply_config(space, config, &governed, knob.as_mut())?;
+        let clocks = &mut self.clocks;
+        let mut write = || -> Result<()> {
+            for knob in clocks.iter_mut() {
+                apply_config(space, config, &governed, knob.as_mut())?;
+            }
+            Ok(())
+        };
+        match &self.guard {
+            // After a restore (a second signal, on another thread) the
+            // clocks stay as restored.
+            Some(guard) => guard.unless_restored(write).unwrap_or(Ok(())),
+            None => write(),
         }
-        Ok(())
+    }
+
+    /// A handle that restores the board's clocks from another thread (a
+    /// signal handler), if the board writes any.
+    pub fn restorer(&self) -> Option<Restorer> {
+        self.guard.as_ref().map(RestoreGuard::restorer)
     }
 
     /// The clock the board was opened with: the service loop's, which its
@@ -156,13 +178,15 @@ fn open_meter(spec: &MeterSpec, sysfs: &Sysfs, clock: MonotonicClock) -> Result<
 /// estimate.
 fn open_host(
     sysfs: &Sysfs,
-    root: &Path,
+    state: &StateDir,
     clock: MonotonicClock,
     meter: Option<Meter>,
 ) -> Result<LinuxBoard> {
     let mut notes = Vec::new();
-    let (guard, clocks) = match open_cpufreq(sysfs) {
+    let (guard, clocks) = match open_cpufreq(sysfs, state, &mut notes) {
         Ok((g, c)) => (Some(g), vec![Box::new(c) as ClockKnob]),
+        // Another process tunes this board: not a missing knob.
+        Err(e @ BspError::Locked { .. }) => return Err(e.into()),
         Err(e) => {
             notes.push(format!("no CPU clock knob ({e})"));
             (None, Vec::new())
@@ -170,7 +194,7 @@ fn open_host(
     };
     let meter = match meter {
         Some(m) => m,
-        None => open_host_meter(root, &mut notes)?,
+        None => open_host_meter(sysfs.root(), &mut notes)?,
     };
     Ok(LinuxBoard {
         guard,
@@ -196,12 +220,27 @@ fn open_host_meter(root: &Path, notes: &mut Vec<String>) -> Result<Meter> {
     })
 }
 
-/// Saves the clocks, checks they can be written, then opens the CPU knob.
-fn open_cpufreq(sysfs: &Sysfs) -> Result<(RestoreGuard, CpuFreq)> {
-    let guard = RestoreGuard::save(sysfs)?;
+/// Saves the clocks (held in `state`), checks they can be written, then
+/// opens the CPU knob.
+fn open_cpufreq(
+    sysfs: &Sysfs,
+    state: &StateDir,
+    notes: &mut Vec<String>,
+) -> Result<(RestoreGuard, CpuFreq), BspError> {
+    let (guard, recovered) = RestoreGuard::save_stored(sysfs, state)?;
+    notes.extend(recovered.map(|s| recovered_note(&s, state)));
     guard.check_writable()?;
     let cpu = CpuFreq::open(sysfs)?;
     Ok((guard, cpu))
+}
+
+/// What to say when a dead process's store was restored.
+fn recovered_note(stored: &Stored, state: &StateDir) -> String {
+    format!(
+        "restored the clocks process {} left pinned (it ended without restoring them; store in {})",
+        stored.pid,
+        state.dir().display()
+    )
 }
 
 /// A Jetson: its clock knobs as bsp-jetson opens them (settings saved and
@@ -209,9 +248,15 @@ fn open_cpufreq(sysfs: &Sysfs) -> Result<(RestoreGuard, CpuFreq)> {
 /// module's input rail through the kernel. The guard does not watch signals:
 /// `ecoedge run` handles Ctrl-C itself, to drain and print the summary before
 /// the guard restores the clocks.
-fn open_jetson(sysfs: &Sysfs, clock: MonotonicClock, meter: Option<Meter>) -> Result<LinuxBoard> {
+fn open_jetson(
+    sysfs: &Sysfs,
+    state: &StateDir,
+    clock: MonotonicClock,
+    meter: Option<Meter>,
+) -> Result<LinuxBoard> {
     let mut notes = Vec::new();
-    let knobs = ecoedge_bsp_jetson::open_knobs(sysfs)?;
+    let (knobs, recovered) = ecoedge_bsp_jetson::open_knobs_stored(sysfs, state)?;
+    notes.extend(recovered.map(|s| recovered_note(&s, state)));
     let mut clocks: Vec<ClockKnob> = vec![Box::new(knobs.cpu)];
     match knobs.gpu {
         Some(gpu) => clocks.push(Box::new(gpu)),

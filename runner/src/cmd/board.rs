@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ecoedge_bsp_jetson::report::{BoardReport, report};
 use ecoedge_bsp_jetson::sampler::PowerSource;
-use ecoedge_bsp_jetson::{MeterSpec, Sysfs, open_i2c_meter};
+use ecoedge_bsp_jetson::state::DEFAULT_DIR;
+use ecoedge_bsp_jetson::{MeterSpec, StateDir, Sysfs, open_i2c_meter, restore_stored};
 use serde::Serialize;
 
 /// Arguments of `ecoedge board`.
@@ -22,6 +23,13 @@ pub struct BoardArgs {
     /// Print the report as one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Restore the clocks a run that died without restoring them left
+    /// pinned, from the store in the state dir (as the next run would).
+    #[arg(long)]
+    pub restore: bool,
+    /// The state dir of --restore (default: /run/ecoedge under --sysfs-root).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A reading of the `--meter` rail.
@@ -35,6 +43,9 @@ struct MeterReading {
 
 /// `ecoedge board`.
 pub fn run(args: &BoardArgs) -> Result<()> {
+    if args.restore {
+        return restore(args);
+    }
     let r = report(&args.sysfs_root)?;
     let meter = args
         .meter
@@ -55,6 +66,31 @@ pub fn run(args: &BoardArgs) -> Result<()> {
         if let Some(m) = &meter {
             println!("meter:  {} {:>7.0} mW", m.spec, m.power_w * 1e3);
         }
+    }
+    Ok(())
+}
+
+/// `ecoedge board --restore`.
+fn restore(args: &BoardArgs) -> Result<()> {
+    let sysfs = Sysfs::new(&args.sysfs_root);
+    let state = StateDir::new(
+        args.state_dir
+            .clone()
+            .unwrap_or_else(|| sysfs.path(DEFAULT_DIR)),
+    );
+    match restore_stored(&sysfs, &state).context("--restore")? {
+        Some(stored) => println!(
+            "restored the clocks process {} left pinned ({} clocks{}; store in {})",
+            stored.pid,
+            stored.clocks.len(),
+            if stored.emc.is_some() {
+                " and the memory clock"
+            } else {
+                ""
+            },
+            state.dir().display()
+        ),
+        None => println!("nothing to restore: no store in {}", state.dir().display()),
     }
     Ok(())
 }

@@ -7,4 +7,5 @@ pub mod profile;
 pub mod run;
 pub mod serve;
 pub mod service;
+pub mod signals;
 pub mod sim;

@@ -3,8 +3,6 @@
 //! loop as `serve`, with the workload's arrivals and synthetic inputs in place
 //! of HTTP clients, so their figures compare.
 
-use std::sync::atomic::Ordering;
-
 use anyhow::{Result, bail};
 use clap::Args;
 use ecoedge_bsp_jetson::MonotonicClock;
@@ -12,7 +10,7 @@ use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::service::{ServiceArgs, stop_on_signals};
+use super::service::{ServiceArgs, watch_signals};
 use crate::report::{self, window_line};
 use crate::service::{RunSetup, run_workload};
 use crate::units::parse_duration;
@@ -39,12 +37,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         bail!("--duration must be positive");
     }
     s.check()?;
-    let stop = stop_on_signals()?;
+    let signals = watch_signals(s)?;
     let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();
     let (mut board, ctl, record) = s.open(&mut engine, clock)?;
     let settings = *ctl.settings();
-    if stop.load(Ordering::Acquire) {
+    signals.guard(board.restorer());
+    if signals.stopping() {
         bail!("interrupted before serving began");
     }
 
@@ -60,29 +59,37 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let start = clock.now();
     let mut last_draw = start;
     let redraw = Duration::from_millis(100);
-    let result = run_workload(&mut board, &mut engine, ctl, &setup, &stop, record, |p| {
-        if let Some(w) = p.window {
-            // `suspend`, not `println`: a hidden bar (stderr not a terminal)
-            // would swallow the line.
-            bar.suspend(|| eprintln!("{}", window_line(p.space, w, &p.config)));
-        }
-        // Redraw at most ten times a second: the bar must not cost throughput.
-        if p.now >= last_draw + redraw {
-            last_draw = p.now;
-            bar.set_position(p.now.saturating_since(start).as_micros() / 1000);
-            bar.set_message(format!(
-                "{} served, {} windows, batch {}",
-                p.served,
-                p.windows,
-                p.space.batch_size(&p.config)
-            ));
-        }
-    });
+    let result = run_workload(
+        &mut board,
+        &mut engine,
+        ctl,
+        &setup,
+        &signals.stop,
+        record,
+        |p| {
+            if let Some(w) = p.window {
+                // `suspend`, not `println`: a hidden bar (stderr not a terminal)
+                // would swallow the line.
+                bar.suspend(|| eprintln!("{}", window_line(p.space, w, &p.config)));
+            }
+            // Redraw at most ten times a second: the bar must not cost throughput.
+            if p.now >= last_draw + redraw {
+                last_draw = p.now;
+                bar.set_position(p.now.saturating_since(start).as_micros() / 1000);
+                bar.set_message(format!(
+                    "{} served, {} windows, batch {}",
+                    p.served,
+                    p.windows,
+                    p.space.batch_size(&p.config)
+                ));
+            }
+        },
+    );
     bar.finish_and_clear();
     let restored = board.restore();
     let out = result?;
     restored?;
-    if stop.load(Ordering::Acquire) {
+    if signals.stopping() {
         eprintln!("interrupted: queue drained, board restored");
     }
 

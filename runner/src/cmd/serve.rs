@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +10,7 @@ use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::time::Duration as CoreDuration;
 
-use super::service::{ServiceArgs, model_path, stop_on_signals};
+use super::service::{ServiceArgs, model_path, watch_signals};
 use crate::capacity::QUEUE;
 use crate::report;
 use crate::serve::{Listen, serve};
@@ -75,7 +74,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     if args.client_timeout == CoreDuration::ZERO {
         bail!("--client-timeout must be positive");
     }
-    let stop = stop_on_signals()?;
+    let signals = watch_signals(s)?;
     let name = model_name(&s.model, &model_path(&s.model)?);
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("--listen {}", args.listen))?;
@@ -84,7 +83,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let clock = MonotonicClock::new();
     let (mut board, ctl, record) = s.open(&mut engine, clock)?;
     let settings = *ctl.settings();
-    if stop.load(Ordering::Acquire) {
+    signals.guard(board.restorer());
+    if signals.stopping() {
         bail!("interrupted before serving began");
     }
     eprintln!("serving {name} on http://{addr} (KServe v2; /metrics)");
@@ -96,7 +96,15 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         client_timeout: Duration::from_micros(args.client_timeout.as_micros()),
     };
     let start = clock.now();
-    let result = serve(&mut board, &mut engine, ctl, record, listen, &stop, true);
+    let result = serve(
+        &mut board,
+        &mut engine,
+        ctl,
+        record,
+        listen,
+        &signals.stop,
+        true,
+    );
     let restored = board.restore();
     let out = result?;
     restored?;

@@ -3,8 +3,6 @@
 //! the signal handling, and the summary.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -15,15 +13,16 @@ use ecoedge_core::optimizer::{AnyOptimizer, by_name};
 use ecoedge_core::time::Duration as CoreDuration;
 use ecoedge_models::Builtin;
 use indicatif::ProgressBar;
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::measure::{Defaults, MeasureArgs};
+use super::signals::SignalWatch;
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::MAX_BATCH;
 use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
 use crate::logs::LogWriter;
 use crate::record::{Outcome, Recorder};
 use crate::report::{Meta, Summary};
+use crate::units::parse_duration;
 
 /// Flags of `run` and `serve`.
 #[derive(Debug, Clone, Args)]
@@ -34,6 +33,15 @@ pub struct ServiceArgs {
     /// Root under which /sys is read and written (a fake tree, a container mount).
     #[arg(long, default_value = "/")]
     pub sysfs_root: PathBuf,
+    /// Where the board's lock and the store of its clocks as they were live
+    /// (default: /run/ecoedge under --sysfs-root).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Longest the drain after a stop signal may take; then what still waits
+    /// is left unserved (counted as pending). A second signal restores the
+    /// board and exits at once.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub drain_timeout: CoreDuration,
     /// Read energy from an INA3221 over Linux I2C instead of the board's own
     /// meter: i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
     #[arg(long)]
@@ -129,17 +137,9 @@ pub fn model_path(model: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// First Ctrl-C or SIGTERM sets the returned flag (stop arrivals, drain,
-/// restore, summarise); a second one ends the process at once.
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
-            .context("installing the Ctrl-C handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing the Ctrl-C handler")?;
-    }
-    Ok(stop)
+/// The signal watch of a service run with these flags (see [`SignalWatch`]).
+pub fn watch_signals(args: &ServiceArgs) -> Result<SignalWatch> {
+    SignalWatch::start(Duration::from_micros(args.drain_timeout.as_micros()))
 }
 
 impl ServiceArgs {
@@ -150,6 +150,9 @@ impl ServiceArgs {
         }
         if self.threads == 0 {
             bail!("--threads must be at least 1");
+        }
+        if self.drain_timeout == CoreDuration::ZERO {
+            bail!("--drain-timeout must be positive");
         }
         // The maximum wait's default needs the engine: settings are made
         // again once it is loaded.
@@ -221,7 +224,13 @@ impl ServiceArgs {
                 wait.as_secs_f64() * 1e3
             );
         }
-        let board = LinuxBoard::open(self.board, &self.sysfs_root, clock, self.meter.as_ref())?;
+        let board = LinuxBoard::open(
+            self.board,
+            &self.sysfs_root,
+            clock,
+            self.meter.as_ref(),
+            self.state_dir.as_deref(),
+        )?;
         for note in &board.notes {
             eprintln!("{}: {note}", board.name);
         }

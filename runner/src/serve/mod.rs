@@ -32,7 +32,7 @@ use crate::inference::tensor::Tensor;
 use crate::inference::{Engine, Signature};
 use crate::record::{Ending, Outcome, Recorder};
 use crate::report::window_line;
-use crate::service::{Batch, Progress, Queue, serve_loop};
+use crate::service::{Batch, Progress, Queue, Stop, serve_loop};
 use http::{App, serve_connections};
 use metrics::Metrics;
 
@@ -186,21 +186,30 @@ impl SharedQueue {
     }
 }
 
-/// The loop's view of the shared queue.
-struct Source<'a>(&'a SharedQueue);
+/// The loop's view of the shared queue, and of the stop flags.
+struct Source<'a> {
+    queue: &'a SharedQueue,
+    stop: &'a Stop,
+}
 
 impl RequestSource<Sample> for Source<'_> {
     fn dequeue(&mut self) -> Option<Request<Sample>> {
-        self.0.lock().pop()
+        self.queue.lock().pop()
     }
     fn len(&self) -> usize {
-        self.0.lock().len()
+        self.queue.lock().len()
     }
 }
 
 impl Queue<Sample> for Source<'_> {
     fn refused(&self) -> u64 {
-        self.0.lock().stats().refused
+        self.queue.lock().stats().refused
+    }
+    fn closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+    fn abandoned(&self) -> bool {
+        self.stop.abandoned()
     }
 }
 
@@ -357,7 +366,7 @@ pub fn serve(
     mut ctl: Controller<Sample, AnyOptimizer, MAX_BATCH>,
     record: Recorder,
     listen: Listen,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
     live: bool,
 ) -> Result<Outcome> {
     let clock = board.clock();
@@ -391,7 +400,7 @@ pub fn serve(
     };
     let (stop_http, queue_http) = (Arc::clone(stop), Arc::clone(&queue));
     let server = runtime.spawn(serve_connections(listener, app, async move {
-        while !stop_http.load(Ordering::Acquire) {
+        while !stop_http.stopping() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         // Refuse from now on; the loop drains what was accepted and the
@@ -404,8 +413,10 @@ pub fn serve(
     let served = serve_loop(
         &mut ctl,
         board,
-        &mut Source(&queue),
-        &queue.closed,
+        &mut Source {
+            queue: &queue,
+            stop,
+        },
         |batch| {
             failed += execute(engine, batch, &metrics);
             Ok(())
@@ -413,10 +424,14 @@ pub fn serve(
         record,
         |p| observe(&metrics, &p, live),
     );
-    // The loop ends once the queue is closed and drained, or on an error:
-    // either way refuse everything and let the server finish its answers.
-    stop.store(true, Ordering::Release);
+    // The loop ends once the queue is closed and drained, or abandoned, or
+    // on an error: refuse everything, drop what still waits (its clients get
+    // 500: not served), and let the server finish its answers.
+    stop.stop.store(true, Ordering::Release);
     queue.close();
+    let (space, final_config, baseline) = (ctl.space().clone(), ctl.config(), ctl.baseline());
+    drop(ctl);
+    while queue.lock().pop().is_some() {}
     let http = runtime.block_on(server);
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let mut record = served?;
@@ -425,10 +440,10 @@ pub fn serve(
     let stats = queue.lock().stats();
     record.refusals(stats.refused);
     let mut out = record.finish(Ending {
-        space: ctl.space().clone(),
+        space,
         arrived: stats.accepted + stats.refused,
-        final_config: ctl.config(),
-        baseline: ctl.baseline(),
+        final_config,
+        baseline,
         end: clock.now(),
     });
     out.failed = failed;

@@ -41,7 +41,7 @@ use ecoedge_core::space::Space;
 use ecoedge_core::time::Duration;
 use ecoedge_core::window::WindowSettings;
 
-use super::{Batch, serve_loop};
+use super::{Batch, Fed, Stop, serve_loop};
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::knobs::{KnobSet, LowerLimits};
@@ -198,6 +198,7 @@ impl Service {
             &options.sysfs_root,
             clock,
             options.meter.as_ref(),
+            None,
         )?;
         let space = board.space(&options.knobs, options.max_batch, &options.lower_limits)?;
         Ok(Service {
@@ -240,18 +241,24 @@ impl Service {
         let failed = AtomicBool::new(false);
         let clock = self.clock;
         let board = &mut self.board;
-        let (producer, mut consumer) = queue.split();
+        let (producer, consumer) = queue.split();
+        // The integrator stops by returning from `body`; nothing abandons.
+        let stop = Stop::default();
         let (answer, (record, final_config, baseline)) = std::thread::scope(|s| {
-            let (closed, failed) = (&closed, &failed);
+            let (closed, failed, stop) = (&closed, &failed, &stop);
             let service = std::thread::Builder::new()
                 .name("ecoedge-service".into())
                 .spawn_scoped(s, move || {
                     let mut ctl = ctl;
+                    let mut source = Fed {
+                        consumer,
+                        closed,
+                        stop,
+                    };
                     let result = serve_loop(
                         &mut ctl,
                         board,
-                        &mut consumer,
-                        closed,
+                        &mut source,
                         |batch: &mut Batch<Job<I, O>>| run_batch(&mut infer, batch),
                         Recorder::keeping(alpha),
                         |_| {},
@@ -263,8 +270,8 @@ impl Service {
                     drop(ctl);
                     if result.is_err() {
                         failed.store(true, Ordering::Release);
-                        while !closed.load(Ordering::Acquire) || !consumer.is_empty() {
-                            while consumer.dequeue().is_some() {}
+                        while !closed.load(Ordering::Acquire) || !source.is_empty() {
+                            while source.dequeue().is_some() {}
                             std::thread::park_timeout(std::time::Duration::from_millis(10));
                         }
                     }

@@ -46,11 +46,63 @@ pub type Batch<T> = heapless::Vec<Request<T>, MAX_BATCH>;
 pub trait Queue<T>: RequestSource<T> {
     /// Requests refused so far.
     fn refused(&self) -> u64;
+    /// No request will come any more: the loop serves what waits (partial
+    /// batches too), then returns.
+    fn closed(&self) -> bool;
+    /// The service gives up on what still waits (a drain that outlasted its
+    /// time): the loop returns at once.
+    fn abandoned(&self) -> bool;
 }
 
-impl<T> Queue<T> for Consumer<'_, T> {
+/// Set from outside the loop (a signal handler): `stop` ends arrivals, so
+/// the service drains what it accepted; `abandon` ends the drain, leaving
+/// what still waits unserved (counted as pending).
+#[derive(Debug, Default)]
+pub struct Stop {
+    /// Stop taking requests.
+    pub stop: AtomicBool,
+    /// Give up on the drain.
+    pub abandon: AtomicBool,
+}
+
+impl Stop {
+    /// Whether arrivals were stopped.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Whether the drain was given up.
+    pub fn abandoned(&self) -> bool {
+        self.abandon.load(Ordering::Acquire)
+    }
+}
+
+/// A split queue's consumer with the flags around it: `closed` set by its
+/// producer after the last push, `stop` by the outside.
+pub(crate) struct Fed<'q, 'f, T> {
+    pub consumer: Consumer<'q, T>,
+    pub closed: &'f AtomicBool,
+    pub stop: &'f Stop,
+}
+
+impl<T> RequestSource<T> for Fed<'_, '_, T> {
+    fn dequeue(&mut self) -> Option<Request<T>> {
+        self.consumer.dequeue()
+    }
+    fn len(&self) -> usize {
+        self.consumer.len()
+    }
+}
+
+impl<T> Queue<T> for Fed<'_, '_, T> {
     fn refused(&self) -> u64 {
-        self.stats().refused
+        self.consumer.stats().refused
+    }
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+    fn abandoned(&self) -> bool {
+        self.stop.abandoned()
     }
 }
 
@@ -81,15 +133,15 @@ pub struct Progress<'a> {
     pub space: &'a Space,
 }
 
-/// Serves batches until `closed` is set and everything accepted is served:
-/// once closed, partial batches are released too (the controller's drain),
-/// so nothing waits for requests that will not come. `execute` runs a batch;
-/// it may take the payloads out. Errors stop the loop at once.
+/// Serves batches until `source` is closed and everything accepted is
+/// served, or it is abandoned: once closed, partial batches are released too
+/// (the controller's drain), so nothing waits for requests that will not
+/// come. `execute` runs a batch; it may take the payloads out. Errors stop
+/// the loop at once.
 pub(crate) fn serve_loop<T, O: Optimizer>(
     ctl: &mut Controller<T, O, MAX_BATCH>,
     board: &mut LinuxBoard,
     source: &mut impl Queue<T>,
-    closed: &AtomicBool,
     mut execute: impl FnMut(&mut Batch<T>) -> Result<()>,
     mut record: Recorder,
     mut observe: impl FnMut(Progress<'_>),
@@ -100,9 +152,12 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
     board.apply(ctl.space(), &ctl.config(), |k| ctl.governed(k))?;
     loop {
         record.tick();
+        if source.abandoned() {
+            return Ok(record);
+        }
         // Read before looking at the queue: the producer sets `closed` after
         // its last push, so everything pushed is visible once it reads true.
-        let finished = closed.load(Ordering::Acquire);
+        let finished = source.closed();
         let now = clock.now();
         let energy = board.energy_j(now)?;
         let mut n = ctl.poll_batch(now, energy, source, &mut batch)?;
@@ -171,7 +226,7 @@ pub fn run_workload<O: Optimizer>(
     engine: &mut dyn Engine,
     mut ctl: Controller<(), O, MAX_BATCH>,
     setup: &RunSetup,
-    stop: &AtomicBool,
+    stop: &Stop,
     record: Recorder,
     observe: impl FnMut(Progress<'_>),
 ) -> Result<Outcome> {
@@ -179,10 +234,10 @@ pub fn run_workload<O: Optimizer>(
     let clock = board.clock();
     let mut queue: RingQueue<(), QUEUE> = RingQueue::new();
     let closed = AtomicBool::new(false);
-    let failed = AtomicBool::new(false);
+    let loop_ended = AtomicBool::new(false);
     let service = std::thread::current();
     let start = clock.now();
-    let (mut producer, mut consumer) = queue.split();
+    let (mut producer, consumer) = queue.split();
     let record = std::thread::scope(|s| {
         let arrival_thread = std::thread::Builder::new()
             .name("ecoedge-arrivals".into())
@@ -192,7 +247,7 @@ pub fn run_workload<O: Optimizer>(
                     start,
                     setup.duration,
                     &clock,
-                    [stop, &failed],
+                    [&stop.stop, &loop_ended],
                     &mut producer,
                     &service,
                 );
@@ -200,18 +255,21 @@ pub fn run_workload<O: Optimizer>(
                 service.unpark();
             })
             .context("starting the arrival thread")?;
+        let mut source = Fed {
+            consumer,
+            closed: &closed,
+            stop,
+        };
         let result = serve_loop(
             &mut ctl,
             board,
-            &mut consumer,
-            &closed,
+            &mut source,
             |batch| engine.run_synthetic(batch.len()),
             record,
             observe,
         );
-        if result.is_err() {
-            failed.store(true, Ordering::Release);
-        }
+        // After an error or an abandoned drain, arrivals end too.
+        loop_ended.store(true, Ordering::Release);
         // The arrival thread only loops and sleeps; it cannot panic.
         let _ = arrival_thread.join();
         result
