@@ -1,7 +1,7 @@
 //! `ecoedge serve` against `ecoedge run`: what the HTTP front end costs.
 //!
 //! `cargo bench -p ecoedge-runner --bench serve [-- --requests N --seconds S
-//! --models mlp,bert-tiny --load F]`. Both commands run the same service loop
+//! --models mlp,bert-tiny --load F]` (`--models none`: the memory part only). Both commands run the same service loop
 //! on the host board (an empty sysfs tree: the batch is the only knob) with
 //! `--optimizer fixed:max`, i.e. batch 16, so what differs is only where the
 //! samples come from: `run`'s in-process arrival thread, or HTTP clients.
@@ -10,19 +10,23 @@
 //! 1. throughput: `run` saturated by a Poisson workload well above capacity
 //!    (saturation is checked: its queue refused requests) against `serve`
 //!    saturated by a closed-loop client on 32 keep-alive connections, one
-//!    sample per request. Goal: serve/run >= 0.9.
+//!    sample per request, outputs as JSON and, in a second run, as binary
+//!    tensor data. Goal: serve/run >= 0.9.
 //! 2. added latency: both at the same moderate load (`--load` times the
-//!    smaller of the two capacities, default 0.25), with the same Poisson arrival instants
-//!    (`ecoedge_runner::workload`, same seed): `run`'s p50 from its summary
-//!    against the p50 the client measures for `serve`, each request sent at
-//!    its arrival instant over a pool of keep-alive connections (open loop).
-//!    `serve`'s own summary p50 (queue to answer, inside the server) is shown
-//!    too, to tell the HTTP and client share from the service loop's.
+//!    smaller of the two capacities, default 0.25) with the same Poisson
+//!    arrival instants (`ecoedge_runner::workload`, same seed): `run`'s p50
+//!    from its summary against the p50 the client measures for `serve`, each
+//!    request sent at its arrival instant over a pool of keep-alive
+//!    connections opened beforehand (open loop). `serve`'s own summary p50
+//!    (queued to answered, inside the server, over the same requests) is
+//!    shown too, to tell the HTTP and client share from the service loop's.
 //!    Goal: at most 200 us added.
 //! 3. memory: `serve`'s resident set (VmRSS) on `mlp` after a warm-up of
 //!    50 000 requests (a quarter of `--requests` when that is fewer) and after
 //!    `--requests` (default 200 000; the figure is 1 000 000). Goal:
-//!    under 10 MB of growth.
+//!    under 10 MB of growth. Shown beside it: what the service's record of
+//!    every served request (kept for the summary's percentiles and
+//!    requests.csv, by `run` too) accounts for.
 //!
 //! The client is hyper's (the HTTP stack `serve` itself is built on) on a
 //! tokio runtime in this process, so on a small machine the client competes
@@ -40,6 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use ecoedge_runner::record::Served;
 use ecoedge_runner::workload::Workload;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -54,12 +59,18 @@ use tokio::runtime::Runtime;
 /// while earlier answers travel back.
 const CONNECTIONS: usize = 32;
 
+/// Bytes per MiB.
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// Most requests the open-loop client has in flight (connections).
 const MAX_IN_FLIGHT: usize = 256;
 
 /// Seed of the Poisson arrivals, as `--seed` of `run`.
 const SEED: u64 = 1;
 const SEED_FLAG: &str = "1";
+
+/// `--max-wait` of both commands: how long a partial batch may wait.
+const MAX_WAIT: &str = "2ms";
 
 /// Time given to warm up before a measurement (calibration windows, pools).
 const WARMUP: Duration = Duration::from_secs(1);
@@ -92,7 +103,13 @@ impl Options {
             match flag.as_str() {
                 "--requests" => o.requests = value()?.parse()?,
                 "--seconds" => o.seconds = value()?.parse()?,
-                "--models" => o.models = value()?.split(',').map(str::to_string).collect(),
+                "--models" => {
+                    o.models = value()?
+                        .split(',')
+                        .filter(|m| !m.is_empty() && *m != "none")
+                        .map(str::to_string)
+                        .collect()
+                }
                 "--load" => o.load = value()?.parse()?,
                 _ => {}
             }
@@ -120,6 +137,10 @@ fn service_flags<'a>(model: &'a str, sysfs: &'a Path) -> Vec<&'a str> {
         "fixed:max",
         "--seed",
         SEED_FLAG,
+        // Pinned: by default each process times its largest batch at start
+        // for the wait, and that timing's noise would show as latency.
+        "--max-wait",
+        MAX_WAIT,
         "--json",
     ]
 }
@@ -255,8 +276,10 @@ struct Load {
 }
 
 impl Load {
-    /// Reads the model's inputs (`GET /v2/models/NAME`) and builds the request.
-    async fn new(addr: SocketAddr, model: &str) -> Result<Arc<Load>> {
+    /// Reads the model's inputs (`GET /v2/models/NAME`) and builds the
+    /// request, asking for the outputs as JSON arrays or, when `binary`, as
+    /// raw bytes (the binary tensor data extension).
+    async fn new(addr: SocketAddr, model: &str, binary: bool) -> Result<Arc<Load>> {
         let mut connector = HttpConnector::new();
         // Requests are small and latency is measured: no Nagle delays.
         connector.set_nodelay(true);
@@ -270,7 +293,11 @@ impl Load {
             resp.status()
         );
         let meta: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
-        let body = Bytes::from(serde_json::to_vec(&one_sample(&meta)?)?);
+        let mut request = one_sample(&meta)?;
+        if binary {
+            request["parameters"] = json!({ "binary_data_output": true });
+        }
+        let body = Bytes::from(serde_json::to_vec(&request)?);
         let uri = format!("http://{addr}/v2/models/{model}/infer").parse()?;
         Ok(Arc::new(Load { client, uri, body }))
     }
@@ -439,11 +466,19 @@ fn run_capacity(model: &str, sysfs: &Path, seconds: u64, guess: f64) -> Result<f
     Err(anyhow!("run never saturated up to poisson:{rate:.0}"))
 }
 
-/// Part 1 for `serve`: samples per second of the closed-loop client.
-fn serve_capacity(runtime: &Runtime, model: &str, sysfs: &Path, seconds: u64) -> Result<f64> {
+/// Part 1 for `serve`: samples per second of the closed-loop client, with
+/// outputs as JSON or (`binary`) as bytes: a JSON array of floats costs
+/// both sides far more than the bytes (BERT-tiny answers 16 512 per sample).
+fn serve_capacity(
+    runtime: &Runtime,
+    model: &str,
+    sysfs: &Path,
+    seconds: u64,
+    binary: bool,
+) -> Result<f64> {
     let server = Server::start(model, sysfs)?;
     let rate = runtime.block_on(async {
-        let load = Load::new(server.addr, model).await?;
+        let load = Load::new(server.addr, model, binary).await?;
         load.closed_loop(CONNECTIONS, u64::MAX, WARMUP).await?;
         let (n, took) = load
             .closed_loop(CONNECTIONS, u64::MAX, Duration::from_secs(seconds))
@@ -476,7 +511,7 @@ fn latencies(
         .collect();
     let server = Server::start(model, sysfs)?;
     let load = runtime.block_on(async {
-        let load = Load::new(server.addr, model).await?;
+        let load = Load::new(server.addr, model, false).await?;
         load.open_connections(CONNECTIONS * 2).await?;
         anyhow::Ok(load)
     })?;
@@ -494,7 +529,7 @@ fn memory(runtime: &Runtime, sysfs: &Path, requests: u64) -> Result<(u64, u64, u
     let server = Server::start("mlp", sysfs)?;
     let start = Instant::now();
     let (after_warmup, at_end) = runtime.block_on(async {
-        let load = Load::new(server.addr, "mlp").await?;
+        let load = Load::new(server.addr, "mlp", false).await?;
         let (n, _) = load.closed_loop(CONNECTIONS, warmup, Duration::MAX).await?;
         ensure!(n == warmup, "warm-up: {n} of {warmup} answered");
         let after_warmup = server.rss_kib()?;
@@ -516,6 +551,43 @@ fn memory(runtime: &Runtime, sysfs: &Path, requests: u64) -> Result<(u64, u64, u
     Ok((warmup, after_warmup, at_end, took))
 }
 
+/// Samples per second of `run`, `serve` (JSON outputs) and `serve` (binary
+/// outputs), per model.
+type Throughput<'a> = (&'a String, f64, f64, f64);
+
+/// Load and p50 latencies of `run`, `serve` inside, `serve` at the client.
+type Latency<'a> = (&'a String, f64, f64, f64, f64);
+
+/// The tables of parts 1 and 2.
+fn print_tables(throughput: &[Throughput<'_>], latency: &[Latency<'_>]) {
+    println!(
+        "| model | run samples/s | serve samples/s | serve/run (goal >= 0.9) | serve, binary outputs | serve/run |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (model, run, serve, binary) in throughput {
+        println!(
+            "| {model} | {run:.0} | {serve:.0} | {:.3} | {binary:.0} | {:.3} |",
+            serve / run,
+            binary / run
+        );
+    }
+    println!();
+    println!(
+        "| model | load (req/s) | run p50 | serve p50, server | serve p50, client | added (goal <= 200 us) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (model, rate, run, server, client) in latency {
+        println!(
+            "| {model} | {rate:.0} | {:.0} us | {:.0} us | {:.0} us | {:+.0} us |",
+            run * 1e6,
+            server * 1e6,
+            client * 1e6,
+            (client - run) * 1e6
+        );
+    }
+    println!();
+}
+
 fn main() -> Result<()> {
     let o = Options::parse()?;
     // An empty tree: the host board with no clock knobs, only the batch.
@@ -532,11 +604,14 @@ fn main() -> Result<()> {
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
     for model in &o.models {
-        let serve = serve_capacity(&runtime, model, sysfs.path(), o.seconds)?;
-        eprintln!("{model}: serve saturated: {serve:.0} samples/s");
+        let serve = serve_capacity(&runtime, model, sysfs.path(), o.seconds, false)?;
+        let binary = serve_capacity(&runtime, model, sysfs.path(), o.seconds, true)?;
+        eprintln!(
+            "{model}: serve saturated: {serve:.0} samples/s ({binary:.0} with binary outputs)"
+        );
         let run = run_capacity(model, sysfs.path(), o.seconds, 8.0 * serve)?;
         eprintln!("{model}: run saturated: {run:.0} samples/s");
-        throughput.push((model, run, serve));
+        throughput.push((model, run, serve, binary));
         // Below both capacities: an open loop past serve's would only
         // measure its queue growing.
         let rate = o.load * run.min(serve);
@@ -548,34 +623,20 @@ fn main() -> Result<()> {
         latency.push((model, rate, run_p50, server_p50, client_p50));
     }
 
-    println!("| model | run samples/s | serve samples/s | serve/run (goal >= 0.9) |");
-    println!("|---|---:|---:|---:|");
-    for (model, run, serve) in &throughput {
-        println!("| {model} | {run:.0} | {serve:.0} | {:.3} |", serve / run);
+    if !o.models.is_empty() {
+        print_tables(&throughput, &latency);
     }
-    println!();
-    println!(
-        "| model | load (req/s) | run p50 | serve p50, server | serve p50, client | added (goal <= 200 us) |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (model, rate, run, server, client) in &latency {
-        println!(
-            "| {model} | {rate:.0} | {:.0} us | {:.0} us | {:.0} us | {:+.0} us |",
-            run * 1e6,
-            server * 1e6,
-            client * 1e6,
-            (client - run) * 1e6
-        );
-    }
-    println!();
 
     let (warmup, before, after, took) = memory(&runtime, sysfs.path(), o.requests)?;
+    // What the service keeps per served request for its summary and
+    // requests.csv (`run` keeps the same): the growth expected of it alone.
+    let record = ((o.requests - warmup) * size_of::<Served>() as u64) as f64 / MIB;
     println!(
-        "| mlp requests | VmRSS after {warmup} | VmRSS at end | growth (goal < 10 MB) | took |"
+        "| mlp requests | VmRSS after {warmup} | VmRSS at end | growth (goal < 10 MB) | of which the per-request record | took |"
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {} | {:.1} MiB | {:.1} MiB | {:+.2} MiB | {:.1} s ({:.0} req/s) |",
+        "| {} | {:.1} MiB | {:.1} MiB | {:+.2} MiB | {record:.2} MiB | {:.1} s ({:.0} req/s) |",
         o.requests,
         before as f64 / 1024.0,
         after as f64 / 1024.0,
