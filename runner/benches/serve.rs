@@ -59,6 +59,9 @@ use tokio::runtime::Runtime;
 /// while earlier answers travel back.
 const CONNECTIONS: usize = 32;
 
+/// Readiness checks timed for the bare HTTP round trip.
+const ROUND_TRIPS: usize = 2000;
+
 /// Bytes per MiB.
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -195,7 +198,17 @@ fn steady_rate(done: &[f64]) -> f64 {
 struct Server {
     child: Child,
     addr: SocketAddr,
-    stderr: JoinHandle<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// A bench that fails half-way leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Server {
@@ -231,7 +244,7 @@ impl Server {
         Ok(Server {
             child,
             addr,
-            stderr,
+            stderr: Some(stderr),
         })
     }
 
@@ -259,7 +272,11 @@ impl Server {
             .context("stdout")?
             .read_to_string(&mut stdout)?;
         let status = self.child.wait()?;
-        let stderr = self.stderr.join().unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         ensure!(status.success(), "serve: {status}\n{stderr}");
         let summary: Value = serde_json::from_str(&stdout)?;
         ensure!(summary["requests"]["pending"] == 0, "pending: {summary}");
@@ -323,11 +340,7 @@ impl Load {
     /// inference, so the server's summary counts exactly the measured
     /// requests (the same arrivals as `run`'s).
     async fn open_connections(&self, n: usize) -> Result<()> {
-        let ready: Uri = format!(
-            "http://{}/v2/health/ready",
-            self.uri.authority().context("authority")?
-        )
-        .parse()?;
+        let ready = self.ready_uri()?;
         let checks: Vec<_> = (0..n)
             .map(|_| {
                 let (client, uri) = (self.client.clone(), ready.clone());
@@ -343,6 +356,31 @@ impl Load {
             c.await??;
         }
         Ok(())
+    }
+
+    /// The readiness route of the same server.
+    fn ready_uri(&self) -> Result<Uri> {
+        let ready: Uri = format!(
+            "http://{}/v2/health/ready",
+            self.uri.authority().context("authority")?
+        )
+        .parse()?;
+        Ok(ready)
+    }
+
+    /// Latencies (s) of `n` readiness checks one after another: the bare
+    /// HTTP round trip of this client and server, no inference.
+    async fn round_trips(&self, n: usize) -> Result<Vec<f64>> {
+        let ready = self.ready_uri()?;
+        let mut latencies = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            let resp = self.client.get(ready.clone()).await?;
+            ensure!(resp.status() == StatusCode::OK, "ready: {}", resp.status());
+            resp.into_body().collect().await?;
+            latencies.push(start.elapsed().as_secs_f64());
+        }
+        Ok(latencies)
     }
 
     /// Closed loop on `connections` connections until `requests` are
@@ -490,14 +528,15 @@ fn serve_capacity(
 }
 
 /// Part 2: p50 latency (s) of `run` (its summary) and of `serve` (the
-/// client's, and the server's own) at `rate`, same arrivals.
+/// client's, and the server's own) at `rate`, same arrivals; and the p50 of
+/// a bare HTTP round trip on the same connections.
 fn latencies(
     runtime: &Runtime,
     model: &str,
     sysfs: &Path,
     rate: f64,
     seconds: u64,
-) -> Result<[f64; 3]> {
+) -> Result<[f64; 4]> {
     let workload = format!("poisson:{rate:.0}");
     let (summary, _) = run(model, sysfs, &workload, seconds)?;
     let run_p50 = summary["latency_s"]["p50"].as_f64().context("p50")?;
@@ -516,10 +555,16 @@ fn latencies(
         anyhow::Ok(load)
     })?;
     let mut client = load.open_loop(runtime, instants)?;
+    let mut bare = runtime.block_on(load.round_trips(ROUND_TRIPS))?;
     let summary = server.stop()?;
     check_batch(&summary)?;
     let server_p50 = summary["latency_s"]["p50"].as_f64().context("p50")?;
-    Ok([run_p50, quantile(&mut client, 0.5), server_p50])
+    Ok([
+        run_p50,
+        quantile(&mut client, 0.5),
+        server_p50,
+        quantile(&mut bare, 0.5),
+    ])
 }
 
 /// Part 3: VmRSS (KiB) of `serve` on mlp after the warm-up and after all
@@ -555,8 +600,9 @@ fn memory(runtime: &Runtime, sysfs: &Path, requests: u64) -> Result<(u64, u64, u
 /// outputs), per model.
 type Throughput<'a> = (&'a String, f64, f64, f64);
 
-/// Load and p50 latencies of `run`, `serve` inside, `serve` at the client.
-type Latency<'a> = (&'a String, f64, f64, f64, f64);
+/// Load and p50 latencies of `run`, `serve` inside, `serve` at the client,
+/// and a bare HTTP round trip.
+type Latency<'a> = (&'a String, f64, f64, f64, f64, f64);
 
 /// The tables of parts 1 and 2.
 fn print_tables(throughput: &[Throughput<'_>], latency: &[Latency<'_>]) {
@@ -573,16 +619,17 @@ fn print_tables(throughput: &[Throughput<'_>], latency: &[Latency<'_>]) {
     }
     println!();
     println!(
-        "| model | load (req/s) | run p50 | serve p50, server | serve p50, client | added (goal <= 200 us) |"
+        "| model | load (req/s) | run p50 | serve p50, server | serve p50, client | added (goal <= 200 us) | bare HTTP round trip p50 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (model, rate, run, server, client) in latency {
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (model, rate, run, server, client, bare) in latency {
         println!(
-            "| {model} | {rate:.0} | {:.0} us | {:.0} us | {:.0} us | {:+.0} us |",
+            "| {model} | {rate:.0} | {:.0} us | {:.0} us | {:.0} us | {:+.0} us | {:.0} us |",
             run * 1e6,
             server * 1e6,
             client * 1e6,
-            (client - run) * 1e6
+            (client - run) * 1e6,
+            bare * 1e6
         );
     }
     println!();
@@ -615,12 +662,12 @@ fn main() -> Result<()> {
         // Below both capacities: an open loop past serve's would only
         // measure its queue growing.
         let rate = o.load * run.min(serve);
-        let [run_p50, client_p50, server_p50] =
+        let [run_p50, client_p50, server_p50, bare_p50] =
             latencies(&runtime, model, sysfs.path(), rate, o.seconds)?;
         eprintln!(
             "{model}: p50 at {rate:.0}/s: run {run_p50:.6} s, serve {client_p50:.6} s (server {server_p50:.6} s)"
         );
-        latency.push((model, rate, run_p50, server_p50, client_p50));
+        latency.push((model, rate, run_p50, server_p50, client_p50, bare_p50));
     }
 
     if !o.models.is_empty() {

@@ -157,6 +157,18 @@ fn client(addr: SocketAddr, k: usize, done: Arc<AtomicBool>) -> JoinHandle<Log> 
     })
 }
 
+/// The server's process, killed if the test fails before it exits.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `ecoedge serve` on `board`; returns the child and its address once
 /// it says where it listens, and a thread that keeps draining stderr (the
 /// server writes a line per closed window) and returns all of it.
@@ -280,7 +292,8 @@ fn serve_tunes_a_fake_xavier_nx_drains_on_sigterm_and_restores_it() {
     let board = FakeBoard::xavier_nx_jp5();
     let before = clock_files(&board);
     let cache = tempfile::tempdir().unwrap();
-    let (mut child, addr, stderr) = start_server(&board, cache.path());
+    let (child, addr, stderr) = start_server(&board, cache.path());
+    let mut child = Server(child);
 
     // The model as the server describes it: what the requests below send.
     let Reply::Http { status: 200, body } = exchange(addr, "GET", "/v2/models/mlp", b"") else {
@@ -302,14 +315,15 @@ fn serve_tunes_a_fake_xavier_nx_drains_on_sigterm_and_restores_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = wait(&mut child, Duration::from_secs(30));
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    let status = wait(&mut child.0, Duration::from_secs(30));
     // Clients that never hit the refusal (none should) stop here.
     done.store(true, Ordering::Release);
     let logs: Vec<Log> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let stderr = stderr.join().unwrap();
     let mut stdout = String::new();
     child
+        .0
         .stdout
         .take()
         .unwrap()
