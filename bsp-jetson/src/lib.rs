@@ -90,7 +90,10 @@ pub use report::{BoardReport, report};
 #[cfg(feature = "std")]
 pub use restore::RestoreGuard;
 #[cfg(feature = "std")]
-pub use sampler::{EnergyIntegrator, MonotonicClock, Sampler, SamplerConfig, SamplerError};
+pub use sampler::{
+    EnergyIntegrator, MAX_PERIOD, MonotonicClock, Sampler, SamplerConfig, SamplerError,
+    SamplerStats,
+};
 #[cfg(feature = "std")]
 pub use sysfs::{Error, FileWriter, Sysfs, Writer};
 

@@ -47,12 +47,24 @@ impl SavedClock {
     }
 
     /// Limits first (ordered so `min <= max` holds throughout), then the governor.
+    /// Best effort: when one limit file is broken (refuses writes, or is not
+    /// a file any more), the other limit and the governor are still put back,
+    /// and the first error is returned.
     fn restore(&self, sysfs: &Sysfs) -> Result<()> {
-        self.limits.set(sysfs, self.range.0, self.range.1)?;
-        if sysfs.read_string(&self.governor_file)? != self.governor {
-            sysfs.write_verified(&self.governor_file, &self.governor)?;
+        let limits = self.limits.set(sysfs, self.range.0, self.range.1);
+        if limits.is_err() {
+            for (file, value) in [
+                (&self.limits.min, self.range.0),
+                (&self.limits.max, self.range.1),
+            ] {
+                let _ = sysfs.write(file, &value.to_string());
+            }
         }
-        Ok(())
+        let governor = match sysfs.read_string(&self.governor_file) {
+            Ok(g) if g == self.governor => Ok(()),
+            _ => sysfs.write_verified(&self.governor_file, &self.governor),
+        };
+        limits.and(governor)
     }
 }
 
