@@ -86,8 +86,9 @@ pub struct Progress<'a> {
 /// that the summary and the logs are still written, and why it stopped.
 #[derive(Debug)]
 pub struct Stopped {
-    /// Everything recorded before the error.
-    pub record: Recorder,
+    /// Everything recorded before the error (boxed: a recorder is large, and
+    /// an error travels by value through every `?`).
+    pub record: Box<Recorder>,
     /// Why the loop stopped.
     pub error: anyhow::Error,
 }
@@ -116,7 +117,10 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
 ) -> Result<Recorder, Stopped> {
     match serve_batches(ctl, board, source, closed, execute, &mut record, observe) {
         Ok(()) => Ok(record),
-        Err(error) => Err(Stopped { record, error }),
+        Err(error) => Err(Stopped {
+            record: Box::new(record),
+            error,
+        }),
     }
 }
 
@@ -254,7 +258,7 @@ pub fn run_workload<O: Optimizer>(
     })?;
     let (mut record, stopped) = match result {
         Ok(record) => (record, None),
-        Err(Stopped { record, error }) => (record, Some(format!("{error:#}"))),
+        Err(Stopped { record, error }) => (*record, Some(format!("{error:#}"))),
     };
     let end = clock.now();
     let stats = queue.stats();
