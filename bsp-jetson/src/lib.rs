@@ -92,7 +92,10 @@ pub use report::{BoardReport, report};
 #[cfg(feature = "std")]
 pub use restore::{RestoreGuard, Restorer, restore_stored};
 #[cfg(feature = "std")]
-pub use sampler::{EnergyIntegrator, MonotonicClock, Sampler, SamplerConfig, SamplerError};
+pub use sampler::{
+    EnergyIntegrator, MAX_PERIOD, MonotonicClock, Sampler, SamplerConfig, SamplerError,
+    SamplerStats,
+};
 #[cfg(feature = "std")]
 pub use state::{StateDir, Stored};
 #[cfg(feature = "std")]

@@ -273,6 +273,7 @@ impl PowerMonitor {
         Ok(RailPower {
             files,
             update_interval: self.update_interval,
+            checked: std::time::Instant::now(),
         })
     }
 
@@ -290,11 +291,44 @@ enum RailPowerFiles {
     VoltageCurrent((File, PathBuf), (File, PathBuf)),
 }
 
+/// How often [`RailPower`] checks that its files are still there.
+const PRESENCE_CHECK: Duration = Duration::from_secs(1);
+
 /// One rail's power, read from open sysfs files; a [`PowerSource`].
 #[derive(Debug)]
 pub struct RailPower {
     files: RailPowerFiles,
     update_interval: Option<Duration>,
+    /// When the files were last found in place.
+    checked: std::time::Instant,
+}
+
+impl RailPower {
+    /// Fails, naming the file, if one of the rail's files is gone or is no
+    /// longer a file. The kernel fails reads of an unbound device's open
+    /// attributes, but a file removed from an ordinary filesystem (a fake
+    /// tree, a copy of sysfs) reads on through its descriptor: without a look
+    /// at the path the meter would go on measuring a ghost.
+    fn check_present(&self) -> Result<()> {
+        let paths: [Option<&Path>; 2] = match &self.files {
+            RailPowerFiles::Power((_, p)) => [Some(p), None],
+            RailPowerFiles::VoltageCurrent((_, v), (_, c)) => [Some(v), Some(c)],
+        };
+        for path in paths.into_iter().flatten() {
+            let present = std::fs::metadata(path).and_then(|m| {
+                if m.is_file() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other("no longer a file"))
+                }
+            });
+            present.map_err(|source| Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads an integer from the start of an open file without allocating.
@@ -316,6 +350,10 @@ impl PowerSource for RailPower {
     type Error = Error;
 
     fn power_w(&mut self) -> Result<f64> {
+        if self.checked.elapsed() >= PRESENCE_CHECK {
+            self.check_present()?;
+            self.checked = std::time::Instant::now();
+        }
         Ok(match &self.files {
             RailPowerFiles::Power(p) => read_int(p)? as f64 * 1e-3,
             RailPowerFiles::VoltageCurrent(v, c) => {

@@ -226,13 +226,24 @@ impl Default for SamplerConfig {
     }
 }
 
+/// The longest sampling period, whatever the sensor's update interval: an
+/// INA3221 averaging 1024 conversions of 8.244 ms on three channels updates
+/// every 50 s, and sampling at that pace would leave one sample per run (and
+/// a meter that looks dead for minutes). Reading more often than the sensor
+/// updates only re-reads its latest average, which costs one read.
+pub const MAX_PERIOD: Duration = Duration::from_millis(100);
+
 /// Counters of a running sampler.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SamplerStats {
     /// Samples taken.
     pub samples: u64,
-    /// Failed reads (skipped, not integrated).
+    /// Failed reads and implausible values (skipped, not integrated).
     pub errors: u64,
+    /// Seconds between good samples that had failed reads between them:
+    /// the energy there is interpolated. A gap still open is counted up to
+    /// now.
+    pub gaps_s: f64,
     /// The last failure, if any.
     pub last_error: Option<String>,
 }
@@ -241,6 +252,51 @@ pub struct SamplerStats {
 struct State {
     integrator: EnergyIntegrator,
     stats: SamplerStats,
+    /// True from a failed read to the next good sample: a gap is open.
+    failing: bool,
+}
+
+impl State {
+    /// A good sample at `t`: integrated, and the gap it closes counted.
+    fn sample(&mut self, t: Instant, power_w: f64) {
+        if std::mem::take(&mut self.failing)
+            && let Some(last) = self.integrator.latest()
+        {
+            self.stats.gaps_s += t.saturating_since(last).as_secs_f64();
+        }
+        self.integrator.push(t, power_w);
+        self.stats.samples += 1;
+    }
+
+    /// A failed read (or an implausible value).
+    fn error(&mut self, why: String) {
+        self.failing = true;
+        self.stats.errors += 1;
+        self.stats.last_error = Some(why);
+    }
+
+    /// The counters, with a gap still open counted up to `now`.
+    fn stats(&self, now: Instant) -> SamplerStats {
+        let mut stats = self.stats.clone();
+        if let (true, Some(last)) = (self.failing, self.integrator.latest()) {
+            stats.gaps_s += now.saturating_since(last).as_secs_f64();
+        }
+        stats
+    }
+}
+
+/// A power reading the integrator may take: finite and not negative. A
+/// negative value is a fault (a shunt wired backwards, a driver's sign bug, a
+/// corrupt read); integrating it would make energy run backwards, and
+/// clamping it would report free work as measured.
+fn plausible(power_w: f64) -> Result<f64, String> {
+    if power_w.is_finite() && power_w >= 0.0 {
+        Ok(power_w)
+    } else {
+        Err(format!(
+            "implausible power reading {power_w} W (negative or not a number)"
+        ))
+    }
 }
 
 #[derive(Debug)]
@@ -276,7 +332,7 @@ impl<C: Clock> Sampler<C> {
         config: SamplerConfig,
     ) -> Result<Self, SamplerError> {
         let period = match source.update_interval() {
-            Some(u) => config.period.max(u),
+            Some(u) => config.period.max(u.min(MAX_PERIOD)),
             None => config.period,
         }
         .max(Duration::from_micros(1));
@@ -286,7 +342,9 @@ impl<C: Clock> Sampler<C> {
         let mut integrator = EnergyIntegrator::new(capacity);
         let p = source
             .power_w()
-            .map_err(|e| SamplerError::Sensor(e.to_string()))?;
+            .map_err(|e| e.to_string())
+            .and_then(plausible)
+            .map_err(SamplerError::Sensor)?;
         let first = clock.now();
         integrator.push(first, p);
         let shared = Arc::new(Shared {
@@ -297,6 +355,7 @@ impl<C: Clock> Sampler<C> {
                     samples: 1,
                     ..SamplerStats::default()
                 },
+                failing: false,
             }),
         });
         let thread = {
@@ -328,7 +387,7 @@ impl<C: Clock> Sampler<C> {
 
     /// Counters so far.
     pub fn stats(&self) -> SamplerStats {
-        self.shared.lock().stats.clone()
+        self.shared.lock().stats(self.clock.now())
     }
 
     /// Energy in joules between two instants on the sampler's clock.
@@ -356,19 +415,13 @@ fn run<S: PowerSource, C: Clock>(
             continue;
         }
         // The clock was read just before the read: two clock reads per sample.
-        let read = source.power_w();
+        let read = source.power_w().map_err(|e| e.to_string());
         let after = clock.now();
         let t = now + core_duration(Duration::from_micros((after - now).as_micros() / 2));
         let mut state = shared.lock();
-        match read {
-            Ok(p) => {
-                state.integrator.push(t, p);
-                state.stats.samples += 1;
-            }
-            Err(e) => {
-                state.stats.errors += 1;
-                state.stats.last_error = Some(e.to_string());
-            }
+        match read.and_then(plausible) {
+            Ok(p) => state.sample(t, p),
+            Err(why) => state.error(why),
         }
         drop(state);
         next = next + step;
@@ -456,5 +509,61 @@ mod tests {
                 oldest: at(2_000_000)
             })
         );
+    }
+
+    /// A source whose power the test sets, with a given update interval.
+    struct Dial(Arc<Mutex<f64>>, Option<Duration>);
+
+    impl PowerSource for Dial {
+        type Error = String;
+
+        fn power_w(&mut self) -> Result<f64, String> {
+            Ok(*self.0.lock().unwrap())
+        }
+
+        fn update_interval(&self) -> Option<Duration> {
+            self.1
+        }
+    }
+
+    fn dial(w: f64, interval: Option<Duration>) -> (Arc<Mutex<f64>>, Dial) {
+        let power = Arc::new(Mutex::new(w));
+        (Arc::clone(&power), Dial(power, interval))
+    }
+
+    #[test]
+    fn a_slow_sensor_is_still_sampled_every_max_period() {
+        let (_, source) = dial(5.0, Some(Duration::from_secs(50)));
+        let s = Sampler::start(source, MonotonicClock::new(), SamplerConfig::default()).unwrap();
+        assert_eq!(s.period(), MAX_PERIOD);
+    }
+
+    #[test]
+    fn negative_power_is_an_error_not_zero_joules() {
+        let (_, source) = dial(-4.8, None);
+        let e = Sampler::start(source, MonotonicClock::new(), SamplerConfig::default());
+        assert!(matches!(e, Err(SamplerError::Sensor(why)) if why.contains("negative")));
+
+        let (power, source) = dial(5.0, None);
+        let clock = MonotonicClock::new();
+        let mut s = Sampler::start(source, clock, SamplerConfig::default()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        *power.lock().unwrap() = -5.0;
+        std::thread::sleep(Duration::from_millis(300));
+        let stats = s.stats();
+        assert!(stats.errors > 10, "{stats:?}");
+        assert!(stats.gaps_s > 0.2, "{stats:?}");
+        assert!(stats.last_error.unwrap().contains("negative"));
+        // Stale for over 100 ms: the figure would be a guess, so it fails.
+        assert!(matches!(
+            s.energy_j(clock.now()),
+            Err(SamplerError::Sensor(_))
+        ));
+        *power.lock().unwrap() = 5.0;
+        std::thread::sleep(Duration::from_millis(20));
+        let e = s.energy_j(clock.now()).unwrap();
+        assert!(e > 1.0, "energy interpolated over the gap at 5 W: {e}");
+        let stats = s.stats();
+        assert!((0.2..0.5).contains(&stats.gaps_s), "{stats:?}");
     }
 }

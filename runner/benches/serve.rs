@@ -24,9 +24,8 @@
 //! 3. memory: `serve`'s resident set (VmRSS) on `mlp` after a warm-up of
 //!    50 000 requests (a quarter of `--requests` when that is fewer) and after
 //!    `--requests` (default 200 000; the figure is 1 000 000). Goal:
-//!    under 10 MB of growth. Shown beside it: what the service's record of
-//!    every served request (kept for the summary's percentiles and
-//!    requests.csv, by `run` too) accounts for.
+//!    under 10 MB of growth (requests stream to the logs and the summary's
+//!    figures are running ones, so nothing per request is kept).
 //!
 //! The client is hyper's (the HTTP stack `serve` itself is built on) on a
 //! tokio runtime in this process, so on a small machine the client competes
@@ -44,7 +43,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use ecoedge_runner::record::Served;
 use ecoedge_runner::workload::Workload;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -61,9 +59,6 @@ const CONNECTIONS: usize = 32;
 
 /// Readiness checks timed for the bare HTTP round trip.
 const ROUND_TRIPS: usize = 2000;
-
-/// Bytes per MiB.
-const MIB: f64 = 1024.0 * 1024.0;
 
 /// Most requests the open-loop client has in flight (connections).
 const MAX_IN_FLIGHT: usize = 256;
@@ -675,15 +670,12 @@ fn main() -> Result<()> {
     }
 
     let (warmup, before, after, took) = memory(&runtime, sysfs.path(), o.requests)?;
-    // What the service keeps per served request for its summary and
-    // requests.csv (`run` keeps the same): the growth expected of it alone.
-    let record = ((o.requests - warmup) * size_of::<Served>() as u64) as f64 / MIB;
     println!(
-        "| mlp requests | VmRSS after {warmup} | VmRSS at end | growth (goal < 10 MB) | of which the per-request record | took |"
+        "| mlp requests | VmRSS after {warmup} | VmRSS at end | growth (goal < 10 MB) | took |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|");
     println!(
-        "| {} | {:.1} MiB | {:.1} MiB | {:+.2} MiB | {record:.2} MiB | {:.1} s ({:.0} req/s) |",
+        "| {} | {:.1} MiB | {:.1} MiB | {:+.2} MiB | {:.1} s ({:.0} req/s) |",
         o.requests,
         before as f64 / 1024.0,
         after as f64 / 1024.0,

@@ -48,6 +48,9 @@ pub struct Outcome {
     pub end: Instant,
     /// Why the logs are incomplete (the first failed write), if they are.
     pub log_error: Option<String>,
+    /// Why the service stopped before serving everything, if it did (a
+    /// meter or clock fault): the figures cover what was served until then.
+    pub stopped: Option<String>,
 }
 
 /// The end of a run, as the controller and the queue saw it.
@@ -202,6 +205,7 @@ impl Recorder {
             baseline: ending.baseline,
             end: ending.end,
             log_error: logged.err().map(|e| format!("{e:#}")),
+            stopped: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use ecoedge_core::space::{Config, Space};
 use ecoedge_core::window::{WindowReport, WindowSettings};
 use serde::Serialize;
 
+use crate::board::MeterStats;
 use crate::knobs::ConfigJson;
 use crate::logs::LogWriter;
 use crate::record::Outcome;
@@ -115,6 +116,14 @@ pub struct Summary {
     pub windows: usize,
     /// The config at the end.
     pub final_config: ConfigJson,
+    /// How the board's meter fared (`run` and `serve`; the simulator's
+    /// meter does not fail).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meter: Option<MeterStats>,
+    /// Why the service stopped before serving everything, when it did: the
+    /// figures cover what was served until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 impl Summary {
@@ -169,6 +178,15 @@ impl Summary {
             mhz(c.gpu_hz, 1_000_000),
             c.batch
         );
+        if let Some(m) = self.meter {
+            println!(
+                "meter:    {} samples, {} errors, {:.3} s of gaps",
+                m.samples, m.errors, m.gaps_s
+            );
+        }
+        if let Some(why) = &self.stopped {
+            println!("stopped:  {why}");
+        }
     }
 }
 
@@ -212,6 +230,8 @@ impl Summary {
             }),
             windows: out.windows_closed,
             final_config: ConfigJson::new(&out.space, &out.final_config),
+            meter: None,
+            stopped: out.stopped.clone(),
         }
     }
 }
@@ -268,6 +288,9 @@ pub fn emit(
         println!("{}", serde_json::to_string(summary)?);
     } else {
         summary.print(span);
+    }
+    if let Some(why) = &out.stopped {
+        bail!("stopped early (summary and logs written): {why}");
     }
     if let Some(e) = &out.log_error {
         bail!("the logs are incomplete: {e}");

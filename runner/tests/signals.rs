@@ -121,11 +121,15 @@ fn a_second_signal_restores_at_once_and_exits() {
     let before = clock_files(&board);
     let child = start(&board, cache.path(), 60);
     wait_until_tuning(&board, &before);
-    // Two different signals (two of one kind can merge into one).
+    // Two different signals (two of one kind can merge into one); both may
+    // be pending when the signal thread looks, in either order.
     kill(&child, libc::SIGINT);
     kill(&child, libc::SIGTERM);
     let (code, stdout, stderr) = finish(child);
-    assert_eq!(code, Some(128 + libc::SIGTERM), "{stderr}");
+    assert!(
+        [Some(128 + libc::SIGINT), Some(128 + libc::SIGTERM)].contains(&code),
+        "{code:?}: {stderr}"
+    );
     assert!(stdout.is_empty(), "no summary: {stdout}");
     assert!(stderr.contains("clocks restored"), "{stderr}");
     assert_eq!(clock_files(&board), before);

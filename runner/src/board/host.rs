@@ -8,17 +8,30 @@
 //! unwraps each counter. Since Linux 5.10 `energy_uj` is readable by root only,
 //! so on most hosts an unprivileged run falls back to [`CpuTimeMeter`].
 
+use ecoedge_core::board::{EnergyMeter, EnergySource};
+use ecoedge_core::time::{Duration, Instant};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ecoedge_core::board::{EnergyMeter, EnergySource};
-use ecoedge_core::time::Instant;
+use super::MeterStats;
 
 /// Power of one fully busy core assumed by the estimate, watts. A modern x86
 /// or Arm server core running dense vector code draws roughly 5-15 W at the
 /// package; 10 W sits in the middle. Only relative figures (cost normalised by
 /// the baseline) depend on it, and those not at all: it scales E and E0 alike.
 pub const ESTIMATED_CORE_W: f64 = 10.0;
+
+/// A step back of a RAPL counter is taken as a wrap-around only when the
+/// energy it implies (up to the range, then from 0) is at most this fraction
+/// of the range: 1/8 of a 262 kJ range (32 kJ) is minutes at a package's full
+/// power, far longer than between two readings, while a small glitch back
+/// implies nearly the whole range.
+const WRAP_SPAN: u64 = 8;
+
+/// How long RAPL readings may fail before the meter gives up: until then the
+/// last total is held (the counter is cumulative, so the energy of the gap is
+/// charged to the first batch after it, not lost).
+const RAPL_HOLD: Duration = Duration::from_secs(1);
 
 /// One RAPL package counter.
 #[derive(Debug)]
@@ -40,15 +53,28 @@ impl Zone {
 
     /// Adds the energy since the last reading, unwrapping one wrap-around (the
     /// counter wraps after about an hour at 60 W for a 32-bit range; readings
-    /// are far more frequent).
-    fn advance(&mut self, now_uj: u64) {
-        let delta = if now_uj >= self.last_uj {
-            now_uj - self.last_uj
+    /// are far more frequent). A step back is a wrap only when the counter was
+    /// near its range and is now near 0: the energy it implies is under
+    /// [`WRAP_SPAN`] of the range. Any other step back (a glitch, a reset) adds
+    /// nothing, is refused, and the counter is followed from where it is now.
+    fn advance(&mut self, now_uj: u64) -> Result<(), String> {
+        let step = if now_uj >= self.last_uj {
+            Ok(now_uj - self.last_uj)
         } else {
-            self.range_uj.saturating_sub(self.last_uj) + now_uj
+            let wrapped = self.range_uj.saturating_sub(self.last_uj) + now_uj;
+            if wrapped <= self.range_uj / WRAP_SPAN {
+                Ok(wrapped)
+            } else {
+                Err(format!(
+                    "{}: the counter went back from {} to {now_uj} uJ, too far from its range {} for a wrap-around",
+                    self.energy_file.display(),
+                    self.last_uj,
+                    self.range_uj
+                ))
+            }
         };
-        self.total_uj += u128::from(delta);
         self.last_uj = now_uj;
+        step.map(|delta| self.total_uj += u128::from(delta))
     }
 }
 
@@ -56,6 +82,11 @@ impl Zone {
 #[derive(Debug)]
 pub struct RaplMeter {
     zones: Vec<Zone>,
+    stats: MeterStats,
+    /// The last reading that succeeded, and its total, joules.
+    last_good: Option<(Instant, f64)>,
+    /// True from a failed reading to the next good one.
+    failing: bool,
 }
 
 impl RaplMeter {
@@ -100,12 +131,40 @@ impl RaplMeter {
                 }
             }
         }
-        Ok((!zones.is_empty()).then_some(RaplMeter { zones }))
+        Ok((!zones.is_empty()).then_some(RaplMeter {
+            zones,
+            stats: MeterStats::default(),
+            last_good: None,
+            failing: false,
+        }))
     }
 
     /// How many package zones are summed.
     pub fn zones(&self) -> usize {
         self.zones.len()
+    }
+
+    /// Readings, refused readings and gaps so far.
+    pub fn stats(&self) -> MeterStats {
+        self.stats
+    }
+
+    /// Reads every zone once: the total, or the first failure. Every zone is
+    /// read even after one fails, so all stay followed.
+    fn read_all(&mut self) -> Result<f64, String> {
+        let mut total = 0u128;
+        let mut first = Ok(());
+        for zone in &mut self.zones {
+            let read = zone
+                .read()
+                .map_err(|e| format!("{}: {e}", zone.energy_file.display()))
+                .and_then(|v| zone.advance(v));
+            if let Err(e) = read {
+                first = first.and(Err(e));
+            }
+            total += zone.total_uj;
+        }
+        first.map(|()| total as f64 * 1e-6)
     }
 }
 
@@ -118,16 +177,29 @@ fn is_package_zone(name: &str) -> bool {
 impl EnergyMeter for RaplMeter {
     type Error = io::Error;
 
-    fn energy_j(&mut self, _now: Instant) -> io::Result<f64> {
-        let mut total = 0u128;
-        for zone in &mut self.zones {
-            let v = zone.read().map_err(|e| {
-                io::Error::new(e.kind(), format!("{}: {e}", zone.energy_file.display()))
-            })?;
-            zone.advance(v);
-            total += zone.total_uj;
+    /// The total; a failed or refused reading is counted and the last total
+    /// held, for [`RAPL_HOLD`] at most.
+    fn energy_j(&mut self, now: Instant) -> io::Result<f64> {
+        match self.read_all() {
+            Ok(total) => {
+                if std::mem::take(&mut self.failing)
+                    && let Some((t, _)) = self.last_good
+                {
+                    self.stats.gaps_s += now.saturating_since(t).as_secs_f64();
+                }
+                self.stats.samples += 1;
+                self.last_good = Some((now, total));
+                Ok(total)
+            }
+            Err(why) => {
+                self.failing = true;
+                self.stats.errors += 1;
+                match self.last_good {
+                    Some((t, total)) if now.saturating_since(t) <= RAPL_HOLD => Ok(total),
+                    _ => Err(io::Error::other(why)),
+                }
+            }
         }
-        Ok(total as f64 * 1e-6)
     }
 }
 
@@ -191,17 +263,53 @@ mod tests {
     fn sums_packages_not_subzones_and_unwraps() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        zone(root, "intel-rapl:0", 900, 1000);
+        zone(root, "intel-rapl:0", 980, 1000);
         zone(root, "intel-rapl:0:0", 5, 1000);
         zone(root, "intel-rapl:1", 10, 1000);
         let mut m = RaplMeter::open(root).unwrap().unwrap();
         assert_eq!(m.zones(), 2);
         assert_eq!(m.energy_j(Instant::ZERO).unwrap(), 0.0);
-        // Package 0 wraps: 900 -> 1000 (100 uJ) -> 50 (50 uJ); package 1 adds 20.
+        // Package 0 wraps: 980 -> 1000 (20 uJ) -> 50 (50 uJ); package 1 adds 20.
         zone(root, "intel-rapl:0", 50, 1000);
         zone(root, "intel-rapl:1", 30, 1000);
         let e = m.energy_j(Instant::ZERO).unwrap();
-        assert!((e - 170e-6).abs() < 1e-12, "{e}");
+        assert!((e - 90e-6).abs() < 1e-12, "{e}");
+    }
+
+    #[test]
+    fn a_small_step_back_is_no_wrap_around() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let range = 262_143_328_850;
+        zone(root, "intel-rapl:0", 5_000_000, range);
+        let mut m = RaplMeter::open(root).unwrap().unwrap();
+        assert_eq!(m.energy_j(Instant::ZERO).unwrap(), 0.0);
+        // 0.3 J back: held (no 262 kJ), counted as an error.
+        zone(root, "intel-rapl:0", 4_700_000, range);
+        assert_eq!(m.energy_j(Instant::from_micros(1_000)).unwrap(), 0.0);
+        assert_eq!(m.stats().errors, 1);
+        // Followed from where it is now.
+        zone(root, "intel-rapl:0", 5_700_000, range);
+        let e = m.energy_j(Instant::from_micros(2_000)).unwrap();
+        assert!((e - 1.0).abs() < 1e-9, "{e}");
+        assert_eq!(m.stats().samples, 2);
+        assert!((m.stats().gaps_s - 0.002).abs() < 1e-9, "{:?}", m.stats());
+    }
+
+    #[test]
+    fn failed_readings_are_held_a_while_then_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        zone(root, "intel-rapl:0", 1_000_000, 1 << 32);
+        let mut m = RaplMeter::open(root).unwrap().unwrap();
+        zone(root, "intel-rapl:0", 2_000_000, 1 << 32);
+        assert_eq!(m.energy_j(Instant::ZERO).unwrap(), 1.0);
+        let file = root.join("sys/class/powercap/intel-rapl:0/energy_uj");
+        std::fs::write(&file, "EIO\n").unwrap();
+        assert_eq!(m.energy_j(Instant::from_micros(500_000)).unwrap(), 1.0);
+        let e = m.energy_j(Instant::from_micros(1_500_000)).unwrap_err();
+        assert!(e.to_string().contains("energy_uj"), "{e}");
+        assert_eq!(m.stats().errors, 2);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use ecoedge_bsp_jetson::state::DEFAULT_DIR;
 use ecoedge_bsp_jetson::{
-    CpuFreq, Error as BspError, MeterSpec, MonotonicClock, PowerMonitor, RestoreGuard, Restorer,
-    Sampler, SamplerConfig, StateDir, Stored, Sysfs, open_i2c_meter,
+    CpuFreq, Error as BspError, MAX_PERIOD, MeterSpec, MonotonicClock, PowerMonitor, RestoreGuard,
+    Restorer, Sampler, SamplerConfig, StateDir, Stored, Sysfs, open_i2c_meter,
 };
 use ecoedge_core::board::{EnergyMeter, EnergySource, FrequencyKnob};
 use ecoedge_core::space::{Config, Knob, Space};
@@ -48,6 +48,19 @@ pub enum Meter {
     Sampled(Box<Sampler<MonotonicClock>>),
 }
 
+/// How the meter fared over a run: the summary's `meter` block (CLI.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct MeterStats {
+    /// Readings taken (power samples, or counter readings).
+    pub samples: u64,
+    /// Readings that failed or were refused as implausible (negative power,
+    /// a counter going back): left out, the energy around them interpolated
+    /// or held.
+    pub errors: u64,
+    /// Seconds between good readings that had errors between them.
+    pub gaps_s: f64,
+}
+
 /// A Linux board ready to serve: meter, clock knobs, and the guard that puts
 /// the clocks back. Fields drop in order: the guard restores the clocks first.
 pub struct LinuxBoard {
@@ -57,6 +70,8 @@ pub struct LinuxBoard {
     meter: Meter,
     clocks: Vec<ClockKnob>,
     clock: MonotonicClock,
+    /// Readings of a meter that keeps no count of its own (the estimate).
+    reads: u64,
     /// What was looked for and not used, and why (said on stderr).
     pub notes: Vec<String>,
 }
@@ -107,8 +122,31 @@ impl LinuxBoard {
     pub fn energy_j(&mut self, now: Instant) -> Result<f64> {
         match &mut self.meter {
             Meter::Rapl(m) => m.energy_j(now).context("reading RAPL energy"),
-            Meter::Estimated(m) => m.energy_j(now).context("reading process CPU time"),
+            Meter::Estimated(m) => {
+                let e = m.energy_j(now).context("reading process CPU time")?;
+                self.reads += 1;
+                Ok(e)
+            }
             Meter::Sampled(m) => m.energy_j(now).context("reading the power sampler"),
+        }
+    }
+
+    /// Readings, errors and gaps of the meter so far.
+    pub fn meter_stats(&self) -> MeterStats {
+        match &self.meter {
+            Meter::Rapl(m) => m.stats(),
+            Meter::Estimated(_) => MeterStats {
+                samples: self.reads,
+                ..MeterStats::default()
+            },
+            Meter::Sampled(m) => {
+                let s = m.stats();
+                MeterStats {
+                    samples: s.samples,
+                    errors: s.errors,
+                    gaps_s: s.gaps_s,
+                }
+            }
         }
     }
 
@@ -202,6 +240,7 @@ fn open_host(
         meter,
         clocks,
         clock,
+        reads: 0,
         notes,
     })
 }
@@ -272,7 +311,15 @@ fn open_jetson(
     let meter = match meter {
         Some(m) => m,
         None => {
-            let source = PowerMonitor::discover(sysfs)?.module_input_power()?;
+            let monitor = PowerMonitor::discover(sysfs)?;
+            if let Some(interval) = monitor.update_interval().filter(|&i| i > MAX_PERIOD) {
+                notes.push(format!(
+                    "the power sensor updates every {:.1} s: sampled every {} ms, each sample is its latest average",
+                    interval.as_secs_f64(),
+                    MAX_PERIOD.as_millis()
+                ));
+            }
+            let source = monitor.module_input_power()?;
             Meter::Sampled(Box::new(Sampler::start(
                 source,
                 clock,
@@ -286,6 +333,7 @@ fn open_jetson(
         meter,
         clocks,
         clock,
+        reads: 0,
         notes,
     })
 }

@@ -87,19 +87,32 @@ pub fn run(args: &RunArgs) -> Result<()> {
     );
     bar.finish_and_clear();
     let restored = board.restore();
+    // Only a failure before serving began: a fault while serving stops the
+    // loop with what it recorded (`out.stopped`).
     let out = result?;
-    restored?;
-    if signals.stopping() {
+    if signals.stopping() && restored.is_ok() {
         eprintln!("interrupted: queue drained, board restored");
     }
 
     let summary = s.summarise(&settings, workload.to_string(), &board, &out);
-    report::emit(
+    let emitted = report::emit(
         &out,
         &summary,
         s.log_dir.as_deref(),
         s.json,
         &format!("{:.1} s", out.end.saturating_since(start).as_secs_f64()),
-    )?;
-    Ok(())
+    );
+    either_error(emitted, restored)
+}
+
+/// Both outcomes of the end of a run, the summary's and the restore's: the
+/// first error returned, the second said on stderr, so neither is lost.
+fn either_error(first: Result<()>, second: Result<()>) -> Result<()> {
+    match (first, second) {
+        (Err(a), Err(b)) => {
+            eprintln!("error: {b:#}");
+            Err(a)
+        }
+        (a, b) => a.and(b),
+    }
 }

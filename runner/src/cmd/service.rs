@@ -269,6 +269,8 @@ impl ServiceArgs {
             optimizer: self.optimizer.clone(),
             seed: self.seed,
         };
-        Summary::of(meta, out, &settings.window, board.source().name())
+        let mut summary = Summary::of(meta, out, &settings.window, board.source().name());
+        summary.meter = Some(board.meter_stats());
+        summary
     }
 }

@@ -32,7 +32,7 @@ use crate::inference::tensor::Tensor;
 use crate::inference::{Engine, Signature};
 use crate::record::{Ending, Outcome, Recorder};
 use crate::report::window_line;
-use crate::service::{Batch, Progress, Queue, Stop, serve_loop};
+use crate::service::{Batch, Progress, Queue, Stop, Stopped, serve_loop};
 use http::{App, serve_connections};
 use metrics::Metrics;
 
@@ -434,7 +434,11 @@ pub fn serve(
     while queue.lock().pop().is_some() {}
     let http = runtime.block_on(server);
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    let mut record = served?;
+    // A fault that stopped the loop still gets its summary and logs.
+    let (mut record, stopped) = match served {
+        Ok(record) => (record, None),
+        Err(Stopped { record, error }) => (*record, Some(format!("{error:#}"))),
+    };
     http.map_err(|e| anyhow!("the HTTP server stopped: {e}"))?;
     // Read after the server ended: refusals while it finished count too.
     let stats = queue.lock().stats();
@@ -447,6 +451,7 @@ pub fn serve(
         end: clock.now(),
     });
     out.failed = failed;
+    out.stopped = stopped;
     Ok(out)
 }
 

@@ -133,19 +133,57 @@ pub struct Progress<'a> {
     pub space: &'a Space,
 }
 
+/// A service loop cut short by an error (a meter that failed for good, a
+/// clock write refused, an engine failure): what it recorded until then, so
+/// that the summary and the logs are still written, and why it stopped.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Everything recorded before the error (boxed: a recorder is large, and
+    /// an error travels by value through every `?`).
+    pub record: Box<Recorder>,
+    /// Why the loop stopped.
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 /// Serves batches until `source` is closed and everything accepted is
 /// served, or it is abandoned: once closed, partial batches are released too
 /// (the controller's drain), so nothing waits for requests that will not
-/// come. `execute` runs a batch; it may take the payloads out. Errors stop
-/// the loop at once.
+/// come. `execute` runs a batch; it may take the payloads out. An error stops
+/// the loop at once, handing back what was recorded ([`Stopped`]).
 pub(crate) fn serve_loop<T, O: Optimizer>(
     ctl: &mut Controller<T, O, MAX_BATCH>,
     board: &mut LinuxBoard,
     source: &mut impl Queue<T>,
-    mut execute: impl FnMut(&mut Batch<T>) -> Result<()>,
+    execute: impl FnMut(&mut Batch<T>) -> Result<()>,
     mut record: Recorder,
+    observe: impl FnMut(Progress<'_>),
+) -> Result<Recorder, Stopped> {
+    match serve_batches(ctl, board, source, execute, &mut record, observe) {
+        Ok(()) => Ok(record),
+        Err(error) => Err(Stopped {
+            record: Box::new(record),
+            error,
+        }),
+    }
+}
+
+/// The loop of [`serve_loop`], recording into `record`.
+fn serve_batches<T, O: Optimizer>(
+    ctl: &mut Controller<T, O, MAX_BATCH>,
+    board: &mut LinuxBoard,
+    source: &mut impl Queue<T>,
+    mut execute: impl FnMut(&mut Batch<T>) -> Result<()>,
+    record: &mut Recorder,
     mut observe: impl FnMut(Progress<'_>),
-) -> Result<Recorder> {
+) -> Result<()> {
     let clock = board.clock();
     let mut batch: Batch<T> = heapless::Vec::new();
     let mut arrivals: heapless::Vec<Instant, MAX_BATCH> = heapless::Vec::new();
@@ -153,7 +191,7 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
     loop {
         record.tick();
         if source.abandoned() {
-            return Ok(record);
+            return Ok(());
         }
         // Read before looking at the queue: the producer sets `closed` after
         // its last push, so everything pushed is visible once it reads true.
@@ -197,7 +235,7 @@ pub(crate) fn serve_loop<T, O: Optimizer>(
         }
         if finished {
             // The drain released nothing: nothing waits anywhere.
-            return Ok(record);
+            return Ok(());
         }
         let deadline = ctl.poll_timeout();
         let wait = deadline.map_or(IDLE_CHECK, |d| {
@@ -238,7 +276,7 @@ pub fn run_workload<O: Optimizer>(
     let service = std::thread::current();
     let start = clock.now();
     let (mut producer, consumer) = queue.split();
-    let record = std::thread::scope(|s| {
+    let result = std::thread::scope(|s| {
         let arrival_thread = std::thread::Builder::new()
             .name("ecoedge-arrivals".into())
             .spawn_scoped(s, || {
@@ -272,19 +310,24 @@ pub fn run_workload<O: Optimizer>(
         loop_ended.store(true, Ordering::Release);
         // The arrival thread only loops and sleeps; it cannot panic.
         let _ = arrival_thread.join();
-        result
+        anyhow::Ok(result)
     })?;
+    let (mut record, stopped) = match result {
+        Ok(record) => (record, None),
+        Err(Stopped { record, error }) => (*record, Some(format!("{error:#}"))),
+    };
     let end = clock.now();
     let stats = queue.stats();
-    let mut record = record;
     record.refusals(stats.refused);
-    Ok(record.finish(Ending {
+    let mut out = record.finish(Ending {
         space: ctl.space().clone(),
         arrived: stats.accepted + stats.refused,
         final_config: ctl.config(),
         baseline: ctl.baseline(),
         end,
-    }))
+    });
+    out.stopped = stopped;
+    Ok(out)
 }
 
 /// Pushes each arrival at its time after `start` (arrival stamped with the workload's
