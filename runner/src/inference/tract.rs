@@ -556,7 +556,7 @@ fn check_memory(typed: &TypedModel, batch: &Symbol, max_batch: usize) -> Result<
 }
 
 /// A floor on the memory the plans need at `max_batch`: the synthetic inputs
-/// together, or the largest value the graph computes if larger. Tract reuses
+/// together, or the largest value the graph computes from them if larger. Tract reuses
 /// buffers and may run some operators in place, so the true peak is higher,
 /// but a model refused on this floor certainly does not fit.
 fn least_bytes(typed: &TypedModel, batch: &Symbol, max_batch: usize) -> u128 {
@@ -577,10 +577,13 @@ fn least_bytes(typed: &TypedModel, batch: &Symbol, max_batch: usize) -> u128 {
         .filter_map(|&o| typed.outlet_fact(o).ok())
         .map(bytes)
         .fold(0, u128::saturating_add);
+    // Constants (the weights) are left out: they are in memory already.
     let largest = typed
         .nodes()
         .iter()
-        .flat_map(|n| n.outputs.iter().map(|o| bytes(&o.fact)))
+        .flat_map(|n| &n.outputs)
+        .filter(|o| o.fact.konst.is_none())
+        .map(|o| bytes(&o.fact))
         .max()
         .unwrap_or(0);
     inputs.max(largest)
