@@ -13,6 +13,11 @@
 //!
 //! The `trace:*` generators are synthetic stand-ins shaped like the public traces the
 //! paper used; real trace files replay with `file:`.
+//!
+//! Arrivals are timed in microseconds, so no workload may average more than
+//! [`MAX_RATE`] arrivals per second, and a trace file spans at most
+//! [`MAX_TRACE_S`]: beyond that a generator outruns any service (the run
+//! would never reach its end) and the arithmetic would lose arrivals.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,6 +30,24 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use ecoedge_core::time::{Duration, Instant};
 
 use crate::units::{format_duration, parse_duration};
+
+/// Most arrivals per second a workload may average: one per microsecond, the
+/// resolution of arrival times.
+pub const MAX_RATE: f64 = 1e6;
+
+/// Latest timestamp of a trace file, seconds (a year): far beyond any run, and
+/// far from overflowing microsecond arithmetic.
+pub const MAX_TRACE_S: f64 = 365.0 * 86_400.0;
+
+/// Refuses a mean rate above [`MAX_RATE`].
+fn check_rate(per_s: f64) -> Result<(), String> {
+    if per_s > MAX_RATE {
+        return Err(format!(
+            "{per_s} arrivals per second is beyond the time resolution (at most {MAX_RATE} per second, one per microsecond)"
+        ));
+    }
+    Ok(())
+}
 
 /// A workload named on the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +125,8 @@ impl Workload {
                 if period == Duration::ZERO {
                     return Err(bad("the burst period must be positive"));
                 }
+                check_rate(f64::from(count) / (period.as_micros() as f64 * 1e-6))
+                    .map_err(|e| bad(&e))?;
                 Ok(Workload::Bursty { count, period })
             }
             "poisson" => {
@@ -112,6 +137,7 @@ impl Workload {
                     .ok_or_else(|| {
                         bad("the rate must be a positive number of requests per second")
                     })?;
+                check_rate(rate).map_err(|e| bad(&e))?;
                 Ok(Workload::Poisson { rate })
             }
             "trace" => match arg {
@@ -147,10 +173,15 @@ impl Workload {
                 count,
             },
             Workload::Poisson { rate } => Source::Poisson {
-                gap: Exp::new(rate).map_err(|e| anyhow!("poisson rate {rate}: {e}"))?,
+                gap: Exp::new(rate * 1e-6).map_err(|e| anyhow!("poisson rate {rate}: {e}"))?,
+                at_us: 0.0,
             },
             Workload::Trace(t) => Source::Trace(TraceState::new(t)),
-            Workload::File(ref path) => Source::File(read_trace_file(path)?),
+            Workload::File(ref path) => Source::File {
+                rows: read_trace_file(path)?,
+                row: 0,
+                next: 0,
+            },
         };
         Ok(Arrivals {
             source,
@@ -159,7 +190,6 @@ impl Workload {
             emitted_in_slot: 0,
             pending: Vec::new(),
             pending_at: 0,
-            last_us: 0,
         })
     }
 }
@@ -311,10 +341,44 @@ fn poisson(rng: &mut Xoshiro256PlusPlus, mean: f64) -> u64 {
 
 #[derive(Debug, Clone)]
 enum Source {
-    Periodic { period_us: u64, count: u32 },
-    Poisson { gap: Exp<f64> },
+    Periodic {
+        period_us: u64,
+        count: u32,
+    },
+    /// Gaps in microseconds, summed unrounded: rounding each gap would bias
+    /// the rate (truncated gaps made `poisson:1e6` 72 % too fast).
+    Poisson {
+        gap: Exp<f64>,
+        at_us: f64,
+    },
     Trace(TraceState),
-    File(Vec<u64>),
+    /// A trace file's rows, spread into arrivals as they are needed: a row
+    /// of a million requests costs no memory until it is replayed.
+    File {
+        rows: Vec<TraceRow>,
+        row: usize,
+        /// Arrivals of `rows[row]` already given.
+        next: u64,
+    },
+}
+
+/// One row of a trace file: `count` arrivals spread evenly over `span_us` from
+/// `start_us` (a timestamp row is one arrival with no span).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TraceRow {
+    start_us: u64,
+    span_us: u64,
+    count: u64,
+}
+
+impl TraceRow {
+    /// The `j`-th arrival of the row (`j < count`), in u128 so `span * j`
+    /// cannot overflow.
+    fn at(&self, j: u64) -> u64 {
+        let offset = u128::from(self.span_us) * u128::from(j) / u128::from(self.count);
+        // Cannot exceed span_us, which fits a u64.
+        self.start_us + offset as u64
+    }
 }
 
 /// A deterministic stream of arrival times (from the run's start, non-decreasing).
@@ -327,7 +391,6 @@ pub struct Arrivals {
     /// Arrivals of the current slot, sorted descending so `pop` gives the next.
     pending: Vec<u64>,
     pending_at: u64,
-    last_us: u64,
 }
 
 impl Iterator for Arrivals {
@@ -336,7 +399,7 @@ impl Iterator for Arrivals {
     fn next(&mut self) -> Option<Instant> {
         let t = match &mut self.source {
             Source::Periodic { period_us, count } => {
-                let t = self.next_slot * *period_us;
+                let t = self.next_slot.saturating_mul(*period_us);
                 self.emitted_in_slot += 1;
                 if self.emitted_in_slot >= *count {
                     self.emitted_in_slot = 0;
@@ -344,25 +407,29 @@ impl Iterator for Arrivals {
                 }
                 t
             }
-            Source::Poisson { gap } => {
-                let t = self.last_us + (gap.sample(&mut self.rng) * 1e6) as u64;
-                self.last_us = t;
-                t
+            Source::Poisson { gap, at_us } => {
+                *at_us += gap.sample(&mut self.rng);
+                // Saturates at u64::MAX: past the end of any run.
+                *at_us as u64
             }
             Source::Trace(state) => loop {
                 if let Some(offset) = self.pending.pop() {
-                    break self.pending_at + offset;
+                    break self.pending_at.saturating_add(offset);
                 }
-                self.pending_at = self.next_slot * state.slot_us();
+                self.pending_at = self.next_slot.saturating_mul(state.slot_us());
                 state.fill(self.next_slot, &mut self.rng, &mut self.pending);
                 self.pending.sort_unstable_by(|a, b| b.cmp(a));
                 self.next_slot += 1;
             },
-            Source::File(times) => {
-                let t = *times.get(self.next_slot as usize)?;
-                self.next_slot += 1;
-                t
-            }
+            Source::File { rows, row, next } => loop {
+                let r = rows.get(*row)?;
+                if *next < r.count {
+                    *next += 1;
+                    break r.at(*next - 1);
+                }
+                *row += 1;
+                *next = 0;
+            },
         };
         Some(Instant::from_micros(t))
     }
@@ -371,7 +438,9 @@ impl Iterator for Arrivals {
 /// Reads a trace file: one timestamp in seconds per line, or `start_s,count`
 /// rows whose requests spread evenly over the interval to the next row's start
 /// (one second for the last row). A first line that is not numeric is a header.
-pub fn read_trace_file(path: &Path) -> Result<Vec<u64>> {
+/// Times beyond [`MAX_TRACE_S`] and rows denser than [`MAX_RATE`] are refused,
+/// naming the line; counts are kept as rows, not spread into arrivals here.
+fn read_trace_file(path: &Path) -> Result<Vec<TraceRow>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read trace file {}", path.display()))?;
     let mut rows: Vec<(usize, f64, Option<u64>)> = Vec::new();
@@ -391,6 +460,13 @@ pub fn read_trace_file(path: &Path) -> Result<Vec<u64>> {
             .ok()
             .filter(|s| s.is_finite() && *s >= 0.0)
             .ok_or_else(|| anyhow!("{}: `{}` is not a time in seconds", where_(), fields[0]))?;
+        if start > MAX_TRACE_S {
+            bail!(
+                "{}: time `{}` s is beyond the longest trace ({MAX_TRACE_S} s, a year)",
+                where_(),
+                fields[0]
+            );
+        }
         let count =
             match fields.len() {
                 1 => None,
@@ -418,19 +494,41 @@ pub fn read_trace_file(path: &Path) -> Result<Vec<u64>> {
     if rows.is_empty() {
         bail!("{}: the trace has no arrivals", path.display());
     }
+    spread(path, &rows)
+}
+
+/// The rows of a trace file as [`TraceRow`]s, refusing a row whose requests
+/// are denser than one per microsecond over its interval.
+fn spread(path: &Path, rows: &[(usize, f64, Option<u64>)]) -> Result<Vec<TraceRow>> {
     let us = |s: f64| (s * 1e6).round() as u64;
-    let mut times = Vec::new();
-    for (k, &(_, start, count)) in rows.iter().enumerate() {
-        match count {
-            None => times.push(us(start)),
-            Some(c) => {
+    let mut out = Vec::with_capacity(rows.len());
+    for (k, &(n, start, count)) in rows.iter().enumerate() {
+        let row = match count {
+            None => TraceRow {
+                start_us: us(start),
+                span_us: 0,
+                count: 1,
+            },
+            Some(count) => {
                 let end = rows.get(k + 1).map_or(start + 1.0, |r| r.1);
-                let span = us(end) - us(start);
-                times.extend((0..c).map(|j| us(start) + span * j / c.max(1)));
+                let span_us = us(end) - us(start);
+                if count > span_us {
+                    bail!(
+                        "{}:{n}: {count} requests in {} s is beyond the time resolution (at most one per microsecond)",
+                        path.display(),
+                        span_us as f64 * 1e-6
+                    );
+                }
+                TraceRow {
+                    start_us: us(start),
+                    span_us,
+                    count,
+                }
             }
-        }
+        };
+        out.push(row);
     }
-    Ok(times)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -535,17 +633,72 @@ mod tests {
         assert!(head > 5.0 * rest, "head {head}/s rest {rest}/s");
     }
 
+    fn replay(path: &Path) -> Vec<u64> {
+        Workload::File(path.to_path_buf())
+            .arrivals(1)
+            .unwrap()
+            .map(Instant::as_micros)
+            .collect()
+    }
+
+    #[test]
+    fn poisson_rates_are_exact_up_to_the_time_resolution() {
+        // Truncating each gap to whole microseconds made 1e6/s 72 % too fast.
+        for rate in [1e5, 1e6] {
+            let r = rate_over(&format!("poisson:{rate}"), 2);
+            assert!((r / rate - 1.0).abs() < 0.01, "poisson:{rate}: {r}/s");
+        }
+    }
+
+    #[test]
+    fn rates_beyond_the_time_resolution_are_refused() {
+        for spec in ["poisson:1e9", "poisson:1000001", "bursty:2000@1ms"] {
+            let e = Workload::parse(spec).unwrap_err().to_string();
+            assert!(e.contains("beyond the time resolution"), "{spec}: {e}");
+        }
+        for spec in ["poisson:1e6", "bursty:1000@1ms", "fixed:1us"] {
+            Workload::parse(spec).unwrap();
+        }
+    }
+
+    #[test]
+    fn trace_files_are_limited_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        for (text, want) in [
+            // 8 TB of timestamps, once.
+            (
+                "0,1000000000000\n",
+                "t.csv:1: 1000000000000 requests in 1 s is beyond",
+            ),
+            ("0,5\n0,1\n", "t.csv:1: 5 requests in 0 s is beyond"),
+            (
+                "0,3\n1e13,1\n",
+                "t.csv:2: time `1e13` s is beyond the longest",
+            ),
+            ("1e300\n", "t.csv:1: time `1e300` s is beyond the longest"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Workload::File(p.clone())
+                .arrivals(1)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // A long interval spreads without overflow (span * j took 2e19 before).
+        std::fs::write(&p, "0,3\n30000000,1\n").unwrap();
+        let year_us = 30_000_000_000_000;
+        assert_eq!(replay(&p), [0, year_us / 3, 2 * year_us / 3, year_us]);
+    }
+
     #[test]
     fn trace_files_in_both_formats_with_line_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.csv");
         std::fs::write(&p, "timestamp\n0.5\n1.0\n1.0\n").unwrap();
-        assert_eq!(
-            read_trace_file(&p).unwrap(),
-            [500_000, 1_000_000, 1_000_000]
-        );
+        assert_eq!(replay(&p), [500_000, 1_000_000, 1_000_000]);
         std::fs::write(&p, "start_s,count\n0,2\n2,1\n").unwrap();
-        assert_eq!(read_trace_file(&p).unwrap(), [0, 1_000_000, 2_000_000]);
+        assert_eq!(replay(&p), [0, 1_000_000, 2_000_000]);
         for (text, want) in [
             ("1\nx\n", "t.csv:2: `x` is not a time"),
             ("2\n1\n", "t.csv:2: time 1 s is before"),

@@ -37,6 +37,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         bail!("--duration must be positive");
     }
     s.check()?;
+    // A trace file is read and checked now, not after minutes of plan building.
+    workload.arrivals(s.seed)?;
     let signals = watch_signals(s)?;
     let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();

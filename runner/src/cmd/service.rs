@@ -142,15 +142,25 @@ pub fn watch_signals(args: &ServiceArgs) -> Result<SignalWatch> {
     SignalWatch::start(Duration::from_micros(args.drain_timeout.as_micros()))
 }
 
+/// `--threads`: 1 up to twice the cores this process may use. More threads
+/// than that only contend for the cores, and tract's executor panics when it
+/// cannot spawn them all (100000 did).
+fn check_threads(threads: usize) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let most = 2 * cores;
+    if !(1..=most).contains(&threads) {
+        bail!("--threads {threads}: must be in 1..={most} (twice the {cores} available cores)");
+    }
+    Ok(())
+}
+
 impl ServiceArgs {
     /// Checks the flags before minutes of plan building.
     pub fn check(&self) -> Result<()> {
         if self.max_batch == 0 || self.max_batch as usize > MAX_BATCH {
             bail!("--max-batch must be in 1..={MAX_BATCH}");
         }
-        if self.threads == 0 {
-            bail!("--threads must be at least 1");
-        }
+        check_threads(self.threads)?;
         if self.drain_timeout == CoreDuration::ZERO {
             bail!("--drain-timeout must be positive");
         }
@@ -272,5 +282,24 @@ impl ServiceArgs {
         let mut summary = Summary::of(meta, out, &settings.window, board.source().name());
         summary.meter = Some(board.meter_stats());
         summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_limited_to_twice_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        check_threads(1).unwrap();
+        check_threads(2 * cores).unwrap();
+        for bad in [0, 2 * cores + 1, 100_000] {
+            let e = check_threads(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("--threads {bad}: must be in 1..=")),
+                "{e}"
+            );
+        }
     }
 }

@@ -151,6 +151,7 @@ impl TractEngine {
         let batch = typed.symbols.get(&batch_symbol).ok_or_else(|| {
             anyhow!("{shown}: batch dimension {batch_symbol} vanished in analysis")
         })?;
+        check_memory(&typed, &batch, options.max_batch).with_context(|| shown.to_string())?;
         let run_options = RunOptions {
             executor: (options.threads > 1)
                 .then(|| tract_linalg::multithread::Executor::multithread(options.threads)),
@@ -533,6 +534,72 @@ fn input_kind(model: &InferenceModel, outlet: OutletId, name: &str, datum: Datum
     InputKind::TokenIds {
         vocab: vocab.unwrap_or(100),
     }
+}
+
+/// Refuses a model whose largest batch cannot fit in the memory available
+/// now, before plans or synthetic inputs are made: a 91-byte model with a
+/// `[N, 100000, 100000]` input asked for 640 GB and the process aborted.
+/// Without /proc/meminfo (not Linux) nothing is checked.
+fn check_memory(typed: &TypedModel, batch: &Symbol, max_batch: usize) -> Result<()> {
+    let need = least_bytes(typed, batch, max_batch);
+    let Some(available) = mem_available() else {
+        return Ok(());
+    };
+    if need > u128::from(available) {
+        bail!(
+            "a batch of {max_batch} needs at least {} of memory, {} is available (MemAvailable); lower --max-batch or use a smaller model",
+            gigabytes(need),
+            gigabytes(available.into())
+        );
+    }
+    Ok(())
+}
+
+/// A floor on the memory the plans need at `max_batch`: the synthetic inputs
+/// together, or the largest value the graph computes from them if larger. Tract reuses
+/// buffers and may run some operators in place, so the true peak is higher,
+/// but a model refused on this floor certainly does not fit.
+fn least_bytes(typed: &TypedModel, batch: &Symbol, max_batch: usize) -> u128 {
+    let at = SymbolValues::default().with(batch, max_batch as i64);
+    let bytes = |fact: &TypedFact| -> u128 {
+        fact.shape
+            .dims()
+            .iter()
+            // A dimension that does not evaluate (another symbol) counts as 0:
+            // the floor stays a floor.
+            .map(|d| d.eval_to_i64(&at).map_or(0, |v| v.max(0) as u128))
+            .fold(fact.datum_type.size_of() as u128, u128::saturating_mul)
+    };
+    let inputs: u128 = typed
+        .input_outlets()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|&o| typed.outlet_fact(o).ok())
+        .map(bytes)
+        .fold(0, u128::saturating_add);
+    // Constants (the weights) are left out: they are in memory already.
+    let largest = typed
+        .nodes()
+        .iter()
+        .flat_map(|n| &n.outputs)
+        .filter(|o| o.fact.konst.is_none())
+        .map(|o| bytes(&o.fact))
+        .max()
+        .unwrap_or(0);
+    inputs.max(largest)
+}
+
+/// MemAvailable from /proc/meminfo, bytes.
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// Bytes as gigabytes with one decimal, for errors.
+fn gigabytes(bytes: u128) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
 }
 
 /// Synthetic inputs at the largest batch, drawn from `seed`.

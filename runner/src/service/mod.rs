@@ -333,6 +333,8 @@ pub fn run_workload<O: Optimizer>(
 /// Pushes each arrival at its time after `start` (arrival stamped with the workload's
 /// instant, so a late wake-up counts against the service as a real client's
 /// would) until the arrivals end, `duration` passes or a stop flag is set.
+/// The end is also read on the clock: a generator that outruns the pushes (its
+/// arrivals all due) would otherwise not stop until its own time reached it.
 fn follow(
     arrivals: impl Iterator<Item = Instant>,
     start: Instant,
@@ -344,13 +346,14 @@ fn follow(
 ) {
     let stopped = || stops.iter().any(|s| s.load(Ordering::Acquire));
     let end = Instant::ZERO + duration;
+    let wall_end = start + duration;
     for at in arrivals.take_while(|&t| t < end) {
         let at = start + at.saturating_since(Instant::ZERO);
         loop {
-            if stopped() {
+            let now = clock.now();
+            if stopped() || now >= wall_end {
                 return;
             }
-            let now = clock.now();
             if now >= at {
                 break;
             }
@@ -360,5 +363,38 @@ fn follow(
         // A refusal is counted by the queue; the request is gone by design.
         let _ = producer.push(at, ());
         service.unpark();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_that_outrun_the_pushes_stop_at_the_duration() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Detached: before the fix `follow` never returned.
+        std::thread::spawn(move || {
+            let clock = MonotonicClock::new();
+            let mut queue: RingQueue<(), QUEUE> = RingQueue::new();
+            let (mut producer, _consumer) = queue.split();
+            let never = AtomicBool::new(false);
+            let start = clock.now();
+            // Every arrival at 0: the stream's own time never reaches the end.
+            follow(
+                std::iter::repeat(Instant::ZERO),
+                start,
+                Duration::from_millis(200),
+                &clock,
+                [&never, &never],
+                &mut producer,
+                &std::thread::current(),
+            );
+            let _ = tx.send(clock.now().saturating_since(start));
+        });
+        let took = rx
+            .recv_timeout(StdDuration::from_secs(10))
+            .expect("follow stops");
+        assert!(took < Duration::from_secs(2), "{took:?}");
     }
 }

@@ -103,7 +103,7 @@ impl SimKnob {
     pub fn govern(&mut self, index: usize) {
         let target = self.pending.map_or(self.level, |(_, i)| i);
         if index != target && index < self.levels.len() {
-            self.pending = Some((self.clock.get() + self.transition_us, index));
+            self.pending = Some((self.clock.get().saturating_add(self.transition_us), index));
         }
     }
 }

@@ -232,7 +232,9 @@ impl SimBoard<'_> {
     fn replan(&mut self, now: u64) {
         if let Some(r) = &self.running {
             let left = r.remaining.max(0.0) * self.service_s(r.size, r.jitter);
-            let done = now + (left * 1e6).round() as u64;
+            // Saturating: the float-to-int cast saturates, the sum must too
+            // (an absurd service time wrapped to a tiny one).
+            let done = now.saturating_add((left * 1e6).round() as u64);
             if let Some(r) = &mut self.running {
                 r.done_us = done;
             }
@@ -261,7 +263,7 @@ impl SimBoard<'_> {
             if cpu.governed() {
                 cpu.govern(schedutil(cpu.levels(), util));
             }
-            self.next_cpu_tick = now + period::CPU_US;
+            self.next_cpu_tick = now.saturating_add(period::CPU_US);
         }
         let gpu = &mut self.knobs.gpu;
         if now >= self.next_gpu_tick {
@@ -272,7 +274,7 @@ impl SimBoard<'_> {
                 let next = self.podgov.next(gpu.levels(), level, load);
                 gpu.govern(next);
             }
-            self.next_gpu_tick = now + period::GPU_US;
+            self.next_gpu_tick = now.saturating_add(period::GPU_US);
         }
     }
 

@@ -15,15 +15,29 @@
 //! read. A profiling run on a board writes this format; so does any
 //! [`DeviceModel`] through [`write_profile`].
 
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
+use ecoedge_core::space::MAX_LEVELS;
 
 use super::model::{Clocks, DeviceModel};
 
 /// The header line of a profile file.
 pub const HEADER: &str = "cpu_khz,gpu_hz,batch,latency_s,busy_power_w,idle_power_w";
+
+/// Largest batch size a profile may give (the table holds every batch size
+/// up to the largest given).
+pub const MAX_PROFILE_BATCH: u32 = 64;
+
+/// Range of a profiled batch latency, seconds: the simulator's clock ticks in
+/// microseconds, and an hour per batch is no device the simulator can tune
+/// (1e300 s overflowed its clock).
+pub const LATENCY_RANGE_S: (f64, f64) = (1e-6, 3600.0);
+
+/// Largest profiled power, watts (an edge board draws tens).
+pub const MAX_POWER_W: f64 = 10_000.0;
 
 /// A device model read from a profile file.
 #[derive(Debug, Clone)]
@@ -55,55 +69,29 @@ impl Profile {
             None => bail!("1: empty profile"),
         }
         let mut rows: Vec<(u32, u32, u32, [f64; 3])> = Vec::new();
+        let mut seen = HashSet::new();
+        let (mut cpu, mut gpu) = (BTreeSet::new(), BTreeSet::new());
         for (i, line) in lines {
             let n = i + 1;
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            if f.len() != 6 {
-                bail!("{n}: expected 6 fields, found {}", f.len());
-            }
-            let int = |k: usize, what: &str| -> Result<u32> {
-                f[k].parse::<u32>()
-                    .ok()
-                    .filter(|&v| v > 0)
-                    .ok_or_else(|| anyhow!("{n}: {what} `{}` is not a positive integer", f[k]))
-            };
-            let real = |k: usize, what: &str| -> Result<f64> {
-                f[k].parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v > 0.0)
-                    .ok_or_else(|| anyhow!("{n}: {what} `{}` is not a positive number", f[k]))
-            };
-            let row = (
-                int(0, "cpu_khz")?,
-                int(1, "gpu_hz")?,
-                int(2, "batch")?,
-                [
-                    real(3, "latency_s")?,
-                    real(4, "busy_power_w")?,
-                    real(5, "idle_power_w")?,
-                ],
-            );
-            if rows
-                .iter()
-                .any(|r| (r.0, r.1, r.2) == (row.0, row.1, row.2))
-            {
+            let row = parse_row(n, line)?;
+            if !seen.insert((row.0, row.1, row.2)) {
                 bail!("{n}: config {},{},{} appears twice", row.0, row.1, row.2);
+            }
+            // Checked row by row: the table grows with the product of the
+            // level counts (3000 levels each asked for 13.8 GB).
+            cpu.insert(row.0);
+            gpu.insert(row.1);
+            if cpu.len() > MAX_LEVELS || gpu.len() > MAX_LEVELS {
+                bail!("{n}: more than {MAX_LEVELS} distinct cpu_khz or gpu_hz levels");
             }
             rows.push(row);
         }
         if rows.is_empty() {
             bail!("2: the profile has no rows");
         }
-        let mut cpu: Vec<u32> = rows.iter().map(|r| r.0).collect();
-        let mut gpu: Vec<u32> = rows.iter().map(|r| r.1).collect();
-        cpu.sort_unstable();
-        cpu.dedup();
-        gpu.sort_unstable();
-        gpu.dedup();
+        let cpu: Vec<u32> = cpu.into_iter().collect();
+        let gpu: Vec<u32> = gpu.into_iter().collect();
         let max_batch = rows.iter().map(|r| r.2).max().unwrap_or(1);
-        if max_batch > 64 {
-            bail!("batch sizes above 64 are not supported (found {max_batch})");
-        }
         let norm = |i: usize, len: usize| {
             if len > 1 {
                 i as f64 / (len - 1) as f64
@@ -152,6 +140,47 @@ impl Profile {
         let b = batch.clamp(1, self.max_batch) as usize - 1;
         self.table[(c * self.gpu.len() + g) * self.max_batch as usize + b]
     }
+}
+
+/// One data row (line `n`): levels, batch size and the three measured values,
+/// each within its limits.
+fn parse_row(n: usize, line: &str) -> Result<(u32, u32, u32, [f64; 3])> {
+    let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    if f.len() != 6 {
+        bail!("{n}: expected 6 fields, found {}", f.len());
+    }
+    let int = |k: usize, what: &str| -> Result<u32> {
+        f[k].parse::<u32>()
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| anyhow!("{n}: {what} `{}` is not a positive integer", f[k]))
+    };
+    let real = |k: usize, what: &str, (low, high): (f64, f64)| -> Result<f64> {
+        let v = f[k]
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .ok_or_else(|| anyhow!("{n}: {what} `{}` is not a positive number", f[k]))?;
+        if !(low..=high).contains(&v) {
+            bail!("{n}: {what} `{}` is outside {low}..={high}", f[k]);
+        }
+        Ok(v)
+    };
+    let batch = int(2, "batch")?;
+    if batch > MAX_PROFILE_BATCH {
+        bail!("{n}: batch sizes above {MAX_PROFILE_BATCH} are not supported (found {batch})");
+    }
+    let power = (0.0, MAX_POWER_W);
+    Ok((
+        int(0, "cpu_khz")?,
+        int(1, "gpu_hz")?,
+        batch,
+        [
+            real(3, "latency_s", LATENCY_RANGE_S)?,
+            real(4, "busy_power_w", power)?,
+            real(5, "idle_power_w", power)?,
+        ],
+    ))
 }
 
 /// Inverse-distance weighting; an exact hit returns the measured value.
@@ -271,6 +300,27 @@ mod tests {
         assert_eq!(p.service_time_s(clocks(200, 1000), 1), 0.020);
         let mid = p.service_time_s(clocks(100, 1000), 2);
         assert!(mid > 0.010 && mid < 0.030, "{mid}");
+    }
+
+    #[test]
+    fn levels_and_values_are_limited_while_parsing() {
+        // 3000 levels each: the table asked for 13.8 GB before the check.
+        let mut text = format!("{HEADER}\n");
+        for i in 0..3000 {
+            text.push_str(&format!("{},{},64,0.01,10,5\n", 100 + i, 1000 + i));
+        }
+        let e = Profile::parse(&text).unwrap_err().to_string();
+        assert_eq!(e, "66: more than 64 distinct cpu_khz or gpu_hz levels");
+        for (row, want) in [
+            ("1,2,1,1e300,1,1", "2: latency_s `1e300` is outside"),
+            ("1,2,1,1e-300,1,1", "2: latency_s `1e-300` is outside"),
+            ("1,2,1,0.1,1e9,1", "2: busy_power_w `1e9` is outside"),
+            ("1,2,1,0.1,1,1e9", "2: idle_power_w `1e9` is outside"),
+            ("1,2,65,0.1,1,1", "2: batch sizes above 64"),
+        ] {
+            let e = Profile::parse(&format!("{HEADER}\n{row}\n")).unwrap_err();
+            assert!(e.to_string().starts_with(want), "{row}: {e}");
+        }
     }
 
     #[test]
