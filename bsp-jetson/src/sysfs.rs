@@ -262,8 +262,11 @@ impl Sysfs {
         Ok(levels)
     }
 
-    /// Writes `value` to `path` through the writer.
+    /// Writes `value` to `path` through the writer, if `path` resolves
+    /// inside the root: a link out of a fake tree or a container mount
+    /// (which a root process would follow anywhere) is refused.
     pub fn write(&self, path: &Path, value: &str) -> Result<()> {
+        self.check_inside(path)?;
         self.writer.write(path, value).map_err(|e| match e.kind() {
             io::ErrorKind::PermissionDenied => Error::PermissionDenied {
                 path: path.to_path_buf(),
@@ -274,6 +277,22 @@ impl Sysfs {
                 value: value.to_string(),
                 source: e,
             },
+        })
+    }
+
+    /// [`Error::OutsideRoot`] when `path` resolves (links followed) outside
+    /// the root. A path that does not resolve is left to the write to report.
+    fn check_inside(&self, path: &Path) -> Result<()> {
+        let (Ok(target), Ok(root)) = (path.canonicalize(), self.root.canonicalize()) else {
+            return Ok(());
+        };
+        if target.starts_with(&root) {
+            return Ok(());
+        }
+        Err(Error::OutsideRoot {
+            path: path.to_path_buf(),
+            target,
+            root,
         })
     }
 

@@ -72,7 +72,11 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "model cache {}: {}", self.path.display(), self.source)
+        if self.path.as_os_str().is_empty() {
+            write!(f, "model cache: {}", self.source)
+        } else {
+            write!(f, "model cache {}: {}", self.path.display(), self.source)
+        }
     }
 }
 
@@ -121,18 +125,19 @@ impl Builtin {
 
     /// The cached file for [`SEED`], generated first if missing.
     pub fn path(self) -> Result<PathBuf, Error> {
-        self.path_in(&cache_dir())
+        self.path_in(&cache_dir()?)
     }
 
-    /// The cached file for [`SEED`] under `dir`, generated first if missing.
-    /// Safe when several processes ask at once: each writes a private temporary
-    /// file and renames it into place, so a reader never sees half a file.
+    /// The cached file for [`SEED`] under `dir`, generated first if missing
+    /// or unreadable as a model (empty, cut short, overwritten). Safe when
+    /// several processes ask at once: each writes a private temporary file
+    /// and renames it into place, so a reader never sees half a file.
     pub fn path_in(self, dir: &Path) -> Result<PathBuf, Error> {
         let path = dir.join(format!(
             "{}-g{GENERATOR_VERSION}-{SEED:x}.onnx",
             self.name()
         ));
-        if path.is_file() {
+        if is_model(&path) {
             return Ok(path);
         }
         let err = |source| Error {
@@ -159,18 +164,33 @@ impl fmt::Display for Builtin {
     }
 }
 
+/// Whether `path` holds an ONNX model with a graph (a cache file left
+/// empty or cut short by a crash or a full disk does not).
+fn is_model(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| ModelProto::decode(bytes.as_slice()).ok())
+        .and_then(|m| m.graph)
+        .is_some_and(|g| !g.node.is_empty())
+}
+
 /// Where generated models are kept: `$ECOEDGE_CACHE`, else
-/// `$XDG_CACHE_HOME/ecoedge`, else `~/.cache/ecoedge`, else the system's
-/// temporary directory.
-pub fn cache_dir() -> PathBuf {
+/// `$XDG_CACHE_HOME/ecoedge`, else `~/.cache/ecoedge`. Never a shared
+/// directory such as /tmp, where another user could plant the file.
+pub fn cache_dir() -> Result<PathBuf, Error> {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(dir) = var(CACHE_ENV) {
-        PathBuf::from(dir)
+        Ok(PathBuf::from(dir))
     } else if let Some(dir) = var("XDG_CACHE_HOME") {
-        PathBuf::from(dir).join("ecoedge")
+        Ok(PathBuf::from(dir).join("ecoedge"))
     } else if let Some(home) = var("HOME") {
-        PathBuf::from(home).join(".cache").join("ecoedge")
+        Ok(PathBuf::from(home).join(".cache").join("ecoedge"))
     } else {
-        std::env::temp_dir().join("ecoedge")
+        Err(Error {
+            path: PathBuf::new(),
+            source: std::io::Error::other(
+                "no cache directory: set HOME, XDG_CACHE_HOME or ECOEDGE_CACHE",
+            ),
+        })
     }
 }

@@ -72,6 +72,18 @@ fn cache_generates_once_and_the_file_decodes() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+#[test]
+fn a_broken_cache_file_is_generated_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Builtin::Mlp.path_in(dir.path()).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    for broken in [&b""[..], &good[..good.len() / 2], b"not a model"] {
+        std::fs::write(&path, broken).unwrap();
+        assert_eq!(Builtin::Mlp.path_in(dir.path()).unwrap(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+    }
+}
+
 /// Loads `model` from a fresh cache, fixes the batch at `batch`, runs it on
 /// `inputs` and returns the outputs.
 fn run(model: Builtin, batch: usize, inputs: TVec<TValue>) -> TVec<TValue> {

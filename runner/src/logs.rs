@@ -65,6 +65,51 @@ struct WindowRow {
 
 type Csv = csv::Writer<BufWriter<File>>;
 
+/// The summary's file name, next to the logs.
+const SUMMARY: &str = "summary.json";
+
+/// Creates `path`, which must not exist (a link in its place included:
+/// `O_EXCL` follows none); with `force`, whatever is there is removed first
+/// (the link itself, not what it points to).
+fn create_new(path: &Path, force: bool) -> Result<File> {
+    if force {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e)
+                    .with_context(|| format!("--force: cannot remove {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow!(
+                "{} already exists; pass --force to overwrite it, or choose another --log-dir",
+                path.display()
+            ),
+            _ => anyhow!("cannot write {}: {e}", path.display()),
+        })
+}
+
+/// Writes the summary into `dir`'s `summary.json`, which [`LogWriter::create`]
+/// made: replaced in place, never through a link put there since.
+pub fn write_summary(dir: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(SUMMARY);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Writes the two logs of one run into a directory.
 #[derive(Debug)]
 pub struct LogWriter {
@@ -77,18 +122,22 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Creates `dir` and both logs in it, before the run, so an unwritable
-    /// directory is known before anything is measured. `space` names the
+    /// Creates `dir` and the run's files in it (both logs, and an empty
+    /// `summary.json` for [`write_summary`]), before the run, so an
+    /// unwritable directory is known before anything is measured. Files
+    /// already there are an error unless `force` (then they are replaced);
+    /// a symbolic link in their place is never followed. `space` names the
     /// knobs of the windows' configs.
-    pub fn create(dir: &Path, space: &Space) -> Result<Self> {
+    pub fn create(dir: &Path, space: &Space, force: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create log directory {}", dir.display()))?;
         let open = |name: &str| -> Result<Csv> {
-            let path = dir.join(name);
-            let file =
-                File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(csv::Writer::from_writer(BufWriter::new(file)))
+            Ok(csv::Writer::from_writer(BufWriter::new(create_new(
+                &dir.join(name),
+                force,
+            )?)))
         };
+        create_new(&dir.join(SUMMARY), force)?;
         Ok(LogWriter {
             dir: dir.to_path_buf(),
             space: space.clone(),

@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn a_streaming_recorder_keeps_nothing_and_logs_everything() {
         let dir = tempfile::tempdir().unwrap();
-        let logs = LogWriter::create(dir.path(), &Space::default()).unwrap();
+        let logs = LogWriter::create(dir.path(), &Space::default(), false).unwrap();
         let out = play(Recorder::streaming(Alpha::default(), Some(logs)));
         let kept = play(Recorder::keeping(Alpha::default()));
         assert!(out.served.is_empty() && out.windows.is_empty());

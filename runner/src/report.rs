@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use ecoedge_core::space::{Config, Space};
 use ecoedge_core::window::{WindowReport, WindowSettings};
 use serde::Serialize;
 
 use crate::board::MeterStats;
 use crate::knobs::ConfigJson;
-use crate::logs::LogWriter;
+use crate::logs::{self, LogWriter};
 use crate::record::Outcome;
 
 /// What a summary says the run was.
@@ -280,9 +280,7 @@ pub fn emit(
     span: &str,
 ) -> Result<()> {
     if let Some(dir) = log_dir {
-        let path = dir.join("summary.json");
-        std::fs::write(&path, serde_json::to_string_pretty(summary)? + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        logs::write_summary(dir, &(serde_json::to_string_pretty(summary)? + "\n"))?;
     }
     if json {
         println!("{}", serde_json::to_string(summary)?);
@@ -299,9 +297,9 @@ pub fn emit(
 }
 
 /// Writes `requests.csv` and `windows.csv` of a run whose recorder kept
-/// everything (the simulator) into `dir`.
-pub fn write_kept_logs(dir: &Path, out: &Outcome) -> Result<()> {
-    let mut logs = LogWriter::create(dir, &out.space)?;
+/// everything (the simulator) into `dir` (replacing files there if `force`).
+pub fn write_kept_logs(dir: &Path, out: &Outcome, force: bool) -> Result<()> {
+    let mut logs = LogWriter::create(dir, &out.space, force)?;
     for s in &out.served {
         logs.request(s);
     }

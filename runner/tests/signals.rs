@@ -30,6 +30,17 @@ fn store(board: &FakeBoard) -> PathBuf {
 /// `ecoedge run` on `board` for `seconds` of mlp, stderr piped; a full-batch
 /// rule at a low rate keeps requests waiting for the drain.
 fn start(board: &FakeBoard, cache: &std::path::Path, seconds: u32) -> Child {
+    start_with(board, cache, seconds, "mlp", "fixed:5ms")
+}
+
+/// `ecoedge run` of `model` under `workload`.
+fn start_with(
+    board: &FakeBoard,
+    cache: &std::path::Path,
+    seconds: u32,
+    model: &str,
+    workload: &str,
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ecoedge"))
         .args([
             "run",
@@ -38,9 +49,9 @@ fn start(board: &FakeBoard, cache: &std::path::Path, seconds: u32) -> Child {
             "--sysfs-root",
             board.root().to_str().unwrap(),
             "--model",
-            "mlp",
+            model,
             "--workload",
-            "fixed:5ms",
+            workload,
             "--duration",
             &format!("{seconds}s"),
             "--window",
@@ -119,8 +130,11 @@ fn a_second_signal_restores_at_once_and_exits() {
     let cache = tempfile::tempdir().unwrap();
     let board = FakeBoard::xavier_nx_jp5();
     let before = clock_files(&board);
-    let child = start(&board, cache.path(), 60);
+    // BERT-tiny at 1000 requests/s: a backlog of seconds builds up, so the
+    // drain is still running when the second signal comes.
+    let child = start_with(&board, cache.path(), 60, "bert-tiny", "fixed:1ms");
     wait_until_tuning(&board, &before);
+    std::thread::sleep(Duration::from_secs(1));
     // Two different signals (two of one kind can merge into one); both may
     // be pending when the signal thread looks, in either order.
     kill(&child, libc::SIGINT);

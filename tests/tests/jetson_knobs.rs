@@ -324,3 +324,29 @@ fn expect_denied(root: &std::path::Path) {
         "{msg}"
     );
 }
+
+#[test]
+fn a_link_out_of_the_tree_is_never_written_through() {
+    let b = FakeBoard::xavier_nx_jp5();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "1907200\n").unwrap();
+    let max = b.path("/sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq");
+    std::fs::remove_file(&max).unwrap();
+    std::os::unix::fs::symlink(&victim, &max).unwrap();
+    let sysfs = Sysfs::new(b.root());
+    let err = sysfs.write(&max, "115200").unwrap_err();
+    assert!(matches!(err, Error::OutsideRoot { .. }), "{err}");
+    assert!(
+        err.to_string().contains("outside the board's root"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "1907200\n");
+    // Links inside the tree (sysfs is full of them) are followed as before.
+    let gpu = b.path("/sys/class/devfreq/17000000.gv11b/governor");
+    sysfs.write(&gpu, "userspace").unwrap();
+    assert_eq!(
+        b.read("/sys/devices/gpu.0/devfreq/17000000.gv11b/governor"),
+        "userspace"
+    );
+}

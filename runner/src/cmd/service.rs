@@ -72,6 +72,9 @@ pub struct ServiceArgs {
     /// Write requests.csv, windows.csv and summary.json here.
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// Replace those files when --log-dir already has them (else an error).
+    #[arg(long)]
+    pub force: bool,
     /// Print the summary as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -257,7 +260,7 @@ impl ServiceArgs {
         let logs = self
             .log_dir
             .as_deref()
-            .map(|dir| LogWriter::create(dir, ctl.space()))
+            .map(|dir| LogWriter::create(dir, ctl.space(), self.force))
             .transpose()?;
         let record = Recorder::streaming(settings.window.alpha, logs);
         Ok((board, ctl, record))

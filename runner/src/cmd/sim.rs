@@ -43,6 +43,9 @@ pub struct SimArgs {
     /// Write requests.csv, windows.csv and summary.json here.
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// Replace those files when --log-dir already has them (else an error).
+    #[arg(long)]
+    pub force: bool,
     /// Print the summary as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -99,7 +102,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
     };
     let summary = Summary::of(meta, &out, &setup.settings.window, "estimated");
     if let Some(dir) = &args.log_dir {
-        report::write_kept_logs(dir, &out)?;
+        report::write_kept_logs(dir, &out, args.force)?;
     }
     report::emit(
         &out,
