@@ -16,7 +16,7 @@
 //! | [`sim`] | the simulator board, device models, oracle | knobs, metrics, record, workload |
 //! | [`board`] | real Linux boards (Jetson, host): meter and clock knobs | knobs |
 //! | [`device`] | device and DNN names on the command line | sim |
-//! | [`report`] | the summary JSON; the logs of a kept run | knobs, logs, record |
+//! | [`report`] | the summary JSON; the logs of a kept run | board, knobs, logs, record |
 //! | [`record`] | [`record::Recorder`]: one run's requests, windows, refusals, kept (simulator) or streamed (service) | logs, metrics, served |
 //! | [`logs`] | `requests.csv` and `windows.csv`, written row by row | knobs, served |
 //! | [`metrics`] | per-request cost figures of a set of requests, in fixed memory | served |
