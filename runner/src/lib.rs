@@ -14,13 +14,13 @@
 //! | [`compare`] | the paper's comparison: phases, results, tables, plots | sim, report, metrics, record |
 //! | [`service`] | the real-time service loop and the library API | board, inference, knobs, record, workload |
 //! | [`sim`] | the simulator board, device models, oracle | knobs, metrics, record, workload |
-//! | [`board`] | real Linux boards (Jetson, host): meter and clock knobs | knobs |
 //! | [`device`] | device and DNN names on the command line | sim |
 //! | [`report`] | the summary JSON; the logs of a kept run | board, knobs, logs, record |
 //! | [`record`] | [`record::Recorder`]: one run's requests, windows, refusals, kept (simulator) or streamed (service) | logs, metrics, served |
 //! | [`logs`] | `requests.csv` and `windows.csv`, written row by row | knobs, served |
 //! | [`metrics`] | per-request cost figures of a set of requests, in fixed memory | served |
 //! | [`served`] | one served request | |
+//! | [`board`] | real Linux boards (Jetson, host): meter and clock knobs | knobs |
 //! | [`knobs`] | `--knobs`, lower limits, the one knob-space builder, applying a config, configs in physical units | |
 //! | [`inference`] | the `Engine` trait, plain tensors, and tract | |
 //! | [`workload`] | arrival processes | units |
