@@ -65,6 +65,15 @@ struct WindowRow {
 
 type Csv = csv::Writer<BufWriter<File>>;
 
+/// Where a run's logs go, and whether files already there may be replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Replace existing files (`--force`).
+    pub force: bool,
+}
+
 /// The summary's file name, next to the logs.
 const SUMMARY: &str = "summary.json";
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::board::MeterStats;
 use crate::knobs::ConfigJson;
-use crate::logs::{self, LogWriter};
+use crate::logs;
 use crate::record::Outcome;
 
 /// What a summary says the run was.
@@ -294,17 +294,4 @@ pub fn emit(
         bail!("the logs are incomplete: {e}");
     }
     Ok(())
-}
-
-/// Writes `requests.csv` and `windows.csv` of a run whose recorder kept
-/// everything (the simulator) into `dir` (replacing files there if `force`).
-pub fn write_kept_logs(dir: &Path, out: &Outcome, force: bool) -> Result<()> {
-    let mut logs = LogWriter::create(dir, &out.space, force)?;
-    for s in &out.served {
-        logs.request(s);
-    }
-    for (w, refused) in out.windows.iter().zip(&out.refused_by_window) {
-        logs.window(w, *refused);
-    }
-    logs.finish()
 }

@@ -8,6 +8,7 @@ use ecoedge_core::time::Duration;
 
 use super::measure::{Defaults, MeasureArgs};
 use crate::device;
+use crate::logs::LogDir;
 use crate::report::{self, Meta, Summary};
 use crate::sim::named::simulate_named;
 use crate::sim::{SimSetup, Stop};
@@ -84,13 +85,17 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let dnn = device::dnn(&args.model)?;
     let model = device::model(&args.device, dnn)?;
     let workload = Workload::parse(&args.workload)?;
-    let setup = setup(
+    let mut setup = setup(
         &workload,
         args.seed,
         args.windows,
         args.duration,
         &args.measure,
     )?;
+    setup.logs = args.log_dir.clone().map(|dir| LogDir {
+        dir,
+        force: args.force,
+    });
     let out = simulate_named(model.as_ref(), &args.optimizer, &setup)?;
     let meta = Meta {
         board: "sim".into(),
@@ -101,9 +106,6 @@ pub fn run(args: &SimArgs) -> Result<()> {
         seed: args.seed,
     };
     let summary = Summary::of(meta, &out, &setup.settings.window, "estimated");
-    if let Some(dir) = &args.log_dir {
-        report::write_kept_logs(dir, &out, args.force)?;
-    }
     report::emit(
         &out,
         &summary,

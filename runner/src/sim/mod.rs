@@ -31,6 +31,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::knobs::{KnobSet, LowerLimits, apply_config, build_space, dimensions};
+use crate::logs::{LogDir, LogWriter};
 use crate::record::{Ending, Outcome, Recorder};
 use crate::workload::Workload;
 use knob::{PodGov, SimKnob, VirtualClock, period, schedutil};
@@ -74,6 +75,10 @@ pub struct SimSetup {
     /// Lower search limit per knob; the original implementation used CPU and
     /// GPU level 4 and batch 4 ([`LowerLimits::ORIGINAL`]).
     pub lower_limits: LowerLimits,
+    /// Stream the logs here, keeping nothing per request in memory (the
+    /// outcome's requests and windows are then empty); without it, every
+    /// request and window is kept, as comparisons need them.
+    pub logs: Option<LogDir>,
 }
 
 impl SimSetup {
@@ -96,6 +101,7 @@ impl SimSetup {
             transition: Duration::from_millis(1),
             knobs: KnobSet::paper(),
             lower_limits: LowerLimits::NONE,
+            logs: None,
         }
     }
 
@@ -107,6 +113,8 @@ impl SimSetup {
                 ..self.sensor
             },
             jitter: 0.0,
+            // Reference runs (the oracle's) keep their requests and log nothing.
+            logs: None,
             ..self.clone()
         }
     }
@@ -347,7 +355,14 @@ pub fn simulate<O: Optimizer>(
 
     let mut queue: RingQueue<(), QUEUE> = RingQueue::new();
     let mut batch: heapless::Vec<Request<()>, MAX_BATCH> = heapless::Vec::new();
-    let mut record = Recorder::keeping(setup.settings.window.alpha);
+    let alpha = setup.settings.window.alpha;
+    let mut record = match &setup.logs {
+        Some(logs) => Recorder::streaming(
+            alpha,
+            Some(LogWriter::create(&logs.dir, &space, logs.force)?),
+        ),
+        None => Recorder::keeping(alpha),
+    };
     let (mut arrived, mut refused) = (0u64, 0u64);
     let mut now = 0u64;
     loop {
