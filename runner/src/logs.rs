@@ -157,11 +157,6 @@ impl LogWriter {
         })
     }
 
-    /// The directory the logs are in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Appends a served request.
     pub fn request(&mut self, s: &Served) {
         let row = RequestRow {

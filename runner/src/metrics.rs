@@ -122,11 +122,6 @@ impl Tally {
         }
     }
 
-    /// Requests served.
-    pub fn served(&self) -> u64 {
-        self.served
-    }
-
     /// The figures so far; the cost figures are NaN while no baseline is known.
     pub fn stats(&self, refused: u64) -> PhaseStats {
         let n = self.served;

@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(windows, [0, 0, 1]);
         assert_eq!(out.served[0].latency(), Duration::from_micros(9));
         assert_eq!((out.windows.len(), out.windows_closed), (1, 1));
-        assert_eq!(out.tally.served(), 3);
+        assert_eq!(out.tally.stats(0).served, 3);
     }
 
     #[test]
