@@ -137,7 +137,8 @@ impl LogWriter {
     /// already there are an error unless `force` (then they are replaced);
     /// a symbolic link in their place is never followed. `space` names the
     /// knobs of the windows' configs.
-    pub fn create(dir: &Path, space: &Space, force: bool) -> Result<Self> {
+    pub fn create(logs: &LogDir, space: &Space) -> Result<Self> {
+        let (dir, force) = (logs.dir.as_path(), logs.force);
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create log directory {}", dir.display()))?;
         let open = |name: &str| -> Result<Csv> {

@@ -213,6 +213,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::LogDir;
     use ecoedge_core::time::Duration;
 
     fn completion(window: Option<WindowReport>) -> Completion {
@@ -265,7 +266,14 @@ mod tests {
     #[test]
     fn a_streaming_recorder_keeps_nothing_and_logs_everything() {
         let dir = tempfile::tempdir().unwrap();
-        let logs = LogWriter::create(dir.path(), &Space::default(), false).unwrap();
+        let logs = LogWriter::create(
+            &LogDir {
+                dir: dir.path().to_path_buf(),
+                force: false,
+            },
+            &Space::default(),
+        )
+        .unwrap();
         let out = play(Recorder::streaming(Alpha::default(), Some(logs)));
         let kept = play(Recorder::keeping(Alpha::default()));
         assert!(out.served.is_empty() && out.windows.is_empty());

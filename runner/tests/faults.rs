@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ecoedge_tests::sysfs::{FakeBoard, XAVIER_NX_INA3221};
+use ecoedge_tests::sysfs::{FakeBoard, XAVIER_NX_INA3221, xavier_nx_clock_files};
 
 /// The module input rail's directory on the fake Xavier NX.
 fn hwmon() -> String {
@@ -38,26 +38,10 @@ fn current_file() -> String {
 const GPU_MAX: &str = "/sys/devices/gpu.0/devfreq/17000000.gv11b/max_freq";
 const CPU0_MAX: &str = "/sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq";
 
-/// Every cpufreq and devfreq setting the run may touch, as the files hold
-/// them, but `spared` (a file the fault replaced, which no one can restore).
+/// Every clock setting the run may touch, as the files hold them, but
+/// `spared` (a file the fault replaced, which no one can restore).
 fn clock_files(board: &FakeBoard, spared: &str) -> Vec<(String, String)> {
-    let mut paths = Vec::new();
-    for id in [0, 2, 4] {
-        for f in ["scaling_governor", "scaling_min_freq", "scaling_max_freq"] {
-            paths.push(format!("/sys/devices/system/cpu/cpufreq/policy{id}/{f}"));
-        }
-    }
-    for f in ["governor", "min_freq", "max_freq"] {
-        paths.push(format!("/sys/devices/gpu.0/devfreq/17000000.gv11b/{f}"));
-    }
-    paths
-        .into_iter()
-        .filter(|p| p != spared)
-        .map(|p| {
-            let v = board.read(&p);
-            (p, v)
-        })
-        .collect()
+    board.snapshot(xavier_nx_clock_files().into_iter().filter(|p| p != spared))
 }
 
 /// A run of `mlp` on `board` for `seconds`, logs into `logs`, the optimizer

@@ -5,26 +5,11 @@
 
 use std::process::Command;
 
-use ecoedge_tests::sysfs::FakeBoard;
+use ecoedge_tests::sysfs::{FakeBoard, xavier_nx_clock_files};
 
-/// Every cpufreq and devfreq setting the run may touch, as the files hold them.
+/// Every clock setting the run may touch, as the files hold them.
 fn clock_files(board: &FakeBoard) -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    for id in [0, 2, 4] {
-        for f in ["scaling_governor", "scaling_min_freq", "scaling_max_freq"] {
-            let path = format!("/sys/devices/system/cpu/cpufreq/policy{id}/{f}");
-            files.push((path.clone(), board.read(&path)));
-        }
-    }
-    for f in ["governor", "min_freq", "max_freq"] {
-        let path = format!("/sys/devices/gpu.0/devfreq/17000000.gv11b/{f}");
-        files.push((path.clone(), board.read(&path)));
-    }
-    for f in ["mrq_rate_locked", "rate"] {
-        let path = format!("/sys/kernel/debug/bpmp/debug/clk/emc/{f}");
-        files.push((path.clone(), board.read(&path)));
-    }
-    files
+    board.snapshot(xavier_nx_clock_files())
 }
 
 /// `ecoedge run` on `board` for 2 s of `mlp` with `extra` flags.

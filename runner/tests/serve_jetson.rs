@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ecoedge_tests::sysfs::FakeBoard;
+use ecoedge_tests::sysfs::{FakeBoard, xavier_nx_clock_files};
 use serde_json::{Value, json};
 
 /// Longest any socket operation may block: far above a batch of the MLP, so
@@ -26,25 +26,9 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// The MLP's features per sample (`input: f32[N, 64]`).
 const FEATURES: usize = 64;
 
-/// Every cpufreq and devfreq setting the server may touch, as the files hold
-/// them (as in `run_jetson.rs`).
+/// Every clock setting the server may touch, as the files hold them.
 fn clock_files(board: &FakeBoard) -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    for id in [0, 2, 4] {
-        for f in ["scaling_governor", "scaling_min_freq", "scaling_max_freq"] {
-            let path = format!("/sys/devices/system/cpu/cpufreq/policy{id}/{f}");
-            files.push((path.clone(), board.read(&path)));
-        }
-    }
-    for f in ["governor", "min_freq", "max_freq"] {
-        let path = format!("/sys/devices/gpu.0/devfreq/17000000.gv11b/{f}");
-        files.push((path.clone(), board.read(&path)));
-    }
-    for f in ["mrq_rate_locked", "rate"] {
-        let path = format!("/sys/kernel/debug/bpmp/debug/clk/emc/{f}");
-        files.push((path.clone(), board.read(&path)));
-    }
-    files
+    board.snapshot(xavier_nx_clock_files())
 }
 
 /// What one request came to.

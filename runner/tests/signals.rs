@@ -7,20 +7,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ecoedge_tests::sysfs::FakeBoard;
+use ecoedge_tests::sysfs::{FakeBoard, xavier_nx_clock_files};
 
 /// Every clock setting a run may touch, as the files hold them.
-fn clock_files(board: &FakeBoard) -> Vec<String> {
-    let mut files = Vec::new();
-    for id in [0, 2, 4] {
-        for f in ["scaling_governor", "scaling_min_freq", "scaling_max_freq"] {
-            files.push(board.read(&format!("/sys/devices/system/cpu/cpufreq/policy{id}/{f}")));
-        }
-    }
-    for f in ["governor", "min_freq", "max_freq"] {
-        files.push(board.read(&format!("/sys/devices/gpu.0/devfreq/17000000.gv11b/{f}")));
-    }
-    files
+fn clock_files(board: &FakeBoard) -> Vec<(String, String)> {
+    board.snapshot(xavier_nx_clock_files())
 }
 
 fn store(board: &FakeBoard) -> PathBuf {
@@ -73,7 +64,7 @@ fn start_with(
 
 /// Waits until the run holds the board (its store file exists) and has
 /// pinned the clocks.
-fn wait_until_tuning(board: &FakeBoard, before: &[String]) {
+fn wait_until_tuning(board: &FakeBoard, before: &[(String, String)]) {
     let t = Instant::now();
     while !(store(board).exists() && clock_files(board) != before) {
         assert!(

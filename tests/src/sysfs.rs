@@ -119,6 +119,24 @@ pub struct FakeBoard {
     dir: tempfile::TempDir,
 }
 
+/// Every clock file a run on a Xavier NX tree may write: governor and
+/// limits of the three CPU clusters and of the GPU, the EMC's lock and rate.
+pub fn xavier_nx_clock_files() -> Vec<String> {
+    let mut files = Vec::new();
+    for id in [0, 2, 4] {
+        for f in ["scaling_governor", "scaling_min_freq", "scaling_max_freq"] {
+            files.push(format!("/sys/devices/system/cpu/cpufreq/policy{id}/{f}"));
+        }
+    }
+    for f in ["governor", "min_freq", "max_freq"] {
+        files.push(format!("/sys/devices/gpu.0/devfreq/17000000.gv11b/{f}"));
+    }
+    for f in ["mrq_rate_locked", "rate"] {
+        files.push(format!("/sys/kernel/debug/bpmp/debug/clk/emc/{f}"));
+    }
+    files
+}
+
 impl FakeBoard {
     /// An empty tree, in memory (`/dev/shm`) where the system offers it, as
     /// sysfs is. On a disk filesystem every write that truncates a file, as
@@ -149,6 +167,18 @@ impl FakeBoard {
         fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
         fs::write(&p, content).expect("write fixture");
         self
+    }
+
+    /// `(path, content)` of each board path in `paths`, to compare a tree
+    /// before and after a run.
+    pub fn snapshot(&self, paths: impl IntoIterator<Item = String>) -> Vec<(String, String)> {
+        paths
+            .into_iter()
+            .map(|p| {
+                let v = self.read(&p);
+                (p, v)
+            })
+            .collect()
     }
 
     /// Reads the file at board path `abs`, trimmed.

@@ -3,6 +3,7 @@
 pub mod board;
 pub mod compare;
 pub mod measure;
+pub mod output;
 pub mod profile;
 pub mod run;
 pub mod serve;

@@ -114,8 +114,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     report::emit(
         &out,
         &summary,
-        s.log_dir.as_deref(),
-        s.json,
+        s.output.log_dir.as_deref(),
+        s.output.json,
         &format!("{:.1} s", out.end.saturating_since(start).as_secs_f64()),
     )
 }

@@ -15,6 +15,7 @@ use ecoedge_models::Builtin;
 use indicatif::ProgressBar;
 
 use super::measure::{Defaults, MeasureArgs};
+use super::output::OutputArgs;
 use super::signals::SignalWatch;
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::MAX_BATCH;
@@ -69,15 +70,8 @@ pub struct ServiceArgs {
     /// Threads of tract's executor (1: inference on the service thread).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Write requests.csv, windows.csv and summary.json here.
-    #[arg(long)]
-    pub log_dir: Option<PathBuf>,
-    /// Replace those files when --log-dir already has them (else an error).
-    #[arg(long)]
-    pub force: bool,
-    /// Print the summary as one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// What `run` and `serve` measure by default: windows of 100 requests with 20
@@ -258,9 +252,9 @@ impl ServiceArgs {
             )
         })?;
         let logs = self
-            .log_dir
-            .as_deref()
-            .map(|dir| LogWriter::create(dir, ctl.space(), self.force))
+            .output
+            .logs()
+            .map(|logs| LogWriter::create(&logs, ctl.space()))
             .transpose()?;
         let record = Recorder::streaming(settings.window.alpha, logs);
         Ok((board, ctl, record))

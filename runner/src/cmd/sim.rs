@@ -1,14 +1,12 @@
 //! `ecoedge sim`: one optimizer, one workload, in virtual time.
 
-use std::path::PathBuf;
-
 use anyhow::{Result, bail};
 use clap::Args;
 use ecoedge_core::time::Duration;
 
 use super::measure::{Defaults, MeasureArgs};
+use super::output::OutputArgs;
 use crate::device;
-use crate::logs::LogDir;
 use crate::report::{self, Meta, Summary};
 use crate::sim::named::simulate_named;
 use crate::sim::{SimSetup, Stop};
@@ -41,15 +39,8 @@ pub struct SimArgs {
     pub seed: u64,
     #[command(flatten)]
     pub measure: MeasureArgs,
-    /// Write requests.csv, windows.csv and summary.json here.
-    #[arg(long)]
-    pub log_dir: Option<PathBuf>,
-    /// Replace those files when --log-dir already has them (else an error).
-    #[arg(long)]
-    pub force: bool,
-    /// Print the summary as one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// The setup the flags describe.
@@ -92,10 +83,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         args.duration,
         &args.measure,
     )?;
-    setup.logs = args.log_dir.clone().map(|dir| LogDir {
-        dir,
-        force: args.force,
-    });
+    setup.logs = args.output.logs();
     let out = simulate_named(model.as_ref(), &args.optimizer, &setup)?;
     let meta = Meta {
         board: "sim".into(),
@@ -109,8 +97,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
     report::emit(
         &out,
         &summary,
-        args.log_dir.as_deref(),
-        args.json,
+        args.output.log_dir.as_deref(),
+        args.output.json,
         &format!("{:.0} s of virtual time", out.end.as_secs_f64()),
     )?;
     Ok(())

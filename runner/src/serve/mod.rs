@@ -150,14 +150,7 @@ impl SharedQueue {
                 );
             }
         }
-        if let Some(t) = self
-            .service
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            t.unpark();
-        }
+        self.wake();
         Ok(rx)
     }
 
@@ -165,6 +158,11 @@ impl SharedQueue {
     pub fn close(&self) {
         let _q = self.lock();
         self.closed.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Wakes the service loop, if it waits.
+    fn wake(&self) {
         if let Some(t) = self
             .service
             .lock()
@@ -219,25 +217,29 @@ impl Queue<Sample> for Source<'_> {
 /// sample is run alone, so only the requests at fault fail (500) and the
 /// service goes on. Returns how many
 /// samples failed.
-fn execute(engine: &mut dyn Engine, batch: &mut Batch<Sample>, metrics: &Metrics) -> u64 {
-    let signature = engine.signature().clone();
+fn execute(
+    engine: &mut dyn Engine,
+    signature: &Signature,
+    batch: &mut Batch<Sample>,
+    metrics: &Metrics,
+) -> u64 {
     let samples: Vec<&Sample> = batch.iter().map(|r| &r.payload).collect();
-    match infer_guarded(engine, &gather(&signature, &samples)) {
+    match infer_guarded(engine, &gather(signature, &samples)) {
         Ok(outputs) => {
-            scatter(&samples, &outputs, &signature, metrics);
+            scatter(&samples, &outputs, signature, metrics);
             0
         }
         Err(why) if samples.len() == 1 => {
-            fail(samples[0], why, &signature, metrics);
+            fail(samples[0], why, signature, metrics);
             1
         }
         Err(_) => {
             let mut failed = 0;
             for &sample in &samples {
-                match infer_guarded(engine, &gather(&signature, &[sample])) {
-                    Ok(outputs) => scatter(&[sample], &outputs, &signature, metrics),
+                match infer_guarded(engine, &gather(signature, &[sample])) {
+                    Ok(outputs) => scatter(&[sample], &outputs, signature, metrics),
                     Err(why) => {
-                        fail(sample, why, &signature, metrics);
+                        fail(sample, why, signature, metrics);
                         failed += 1;
                     }
                 }
@@ -376,9 +378,11 @@ pub fn serve(
         board.name,
         engine.max_batch() as u32,
     ));
+    // Once, not per batch: the engine is borrowed mutably while it runs.
+    let signature = engine.signature().clone();
     let app = Arc::new(App {
         model: listen.model,
-        signature: engine.signature().clone(),
+        signature: signature.clone(),
         queue: Arc::clone(&queue),
         clock,
         metrics: Arc::clone(&metrics),
@@ -418,7 +422,7 @@ pub fn serve(
             stop,
         },
         |batch| {
-            failed += execute(engine, batch, &metrics);
+            failed += execute(engine, &signature, batch, &metrics);
             Ok(())
         },
         record,

@@ -357,10 +357,7 @@ pub fn simulate<O: Optimizer>(
     let mut batch: heapless::Vec<Request<()>, MAX_BATCH> = heapless::Vec::new();
     let alpha = setup.settings.window.alpha;
     let mut record = match &setup.logs {
-        Some(logs) => Recorder::streaming(
-            alpha,
-            Some(LogWriter::create(&logs.dir, &space, logs.force)?),
-        ),
+        Some(logs) => Recorder::streaming(alpha, Some(LogWriter::create(logs, &space)?)),
         None => Recorder::keeping(alpha),
     };
     let (mut arrived, mut refused) = (0u64, 0u64);
