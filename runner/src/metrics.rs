@@ -36,22 +36,52 @@ pub struct PhaseStats {
     pub served: u64,
     /// Requests refused.
     pub refused: u64,
+    /// Requests that arrived but were neither served nor refused by the end
+    /// (a partial batch left waiting).
+    pub unserved: u64,
+}
+
+/// Requests a run did not serve, and what each costs in the figures.
+///
+/// A comparison charges every refused or unserved request a penalty cost (see
+/// `compare`), so an optimizer cannot look cheap by dropping requests; a
+/// run's own summary charges nothing (`penalty` 0 leaves them out of the cost).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Unserved {
+    /// Refused by the full queue.
+    pub refused: u64,
+    /// Still waiting at the end.
+    pub pending: u64,
+    /// Cost charged for each of them; 0: not charged.
+    pub penalty: f64,
+}
+
+impl Unserved {
+    /// `refused` requests, none pending, nothing charged.
+    pub fn refused(refused: u64) -> Self {
+        Unserved {
+            refused,
+            ..Unserved::default()
+        }
+    }
 }
 
 impl PhaseStats {
-    /// Figures over `served` (refusals counted separately by the caller).
+    /// Figures over `served`; the `unserved` requests are counted, and their
+    /// penalty, if any, enters the cost figures (not energy nor latency).
     pub fn of<'a>(
         served: impl IntoIterator<Item = &'a Served>,
         baseline: &Baseline,
         alpha: Alpha,
-        refused: u64,
+        unserved: Unserved,
     ) -> Self {
         let mut tally = Tally::new(alpha);
         tally.set_baseline(*baseline);
         for s in served {
             tally.add(s.energy_j, s.latency_s());
         }
-        tally.stats(refused)
+        tally.charge(unserved);
+        tally.stats(unserved.refused)
     }
 }
 
@@ -69,6 +99,10 @@ pub struct Tally {
     /// Energy and latency of the requests served before the baseline was known.
     early: Vec<(f64, f64)>,
     served: u64,
+    /// Unserved requests whose penalty is in the cost figures.
+    charged: u64,
+    /// Requests left waiting at the end.
+    pending: u64,
     energy_sum: f64,
     latency_sum: f64,
     cost_sum: f64,
@@ -84,6 +118,8 @@ impl Tally {
             baseline: None,
             early: Vec::new(),
             served: 0,
+            charged: 0,
+            pending: 0,
             energy_sum: 0.0,
             latency_sum: 0.0,
             cost_sum: 0.0,
@@ -122,14 +158,34 @@ impl Tally {
         }
     }
 
+    /// Counts the `unserved` requests, and charges their penalty (when not 0)
+    /// in the cost figures as if each had been served at that cost.
+    pub fn charge(&mut self, unserved: Unserved) {
+        self.pending += unserved.pending;
+        if unserved.penalty > 0.0 {
+            let n = unserved.refused + unserved.pending;
+            self.charged += n;
+            self.cost_sum += n as f64 * unserved.penalty;
+            for _ in 0..n {
+                self.cost.record(unserved.penalty as f32);
+            }
+        }
+    }
+
     /// The figures so far; the cost figures are NaN while no baseline is known.
     pub fn stats(&self, refused: u64) -> PhaseStats {
         let n = self.served;
         let mean = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };
+        let costed_n = n + self.charged;
+        let mean_cost = if costed_n == 0 {
+            0.0
+        } else {
+            self.cost_sum / costed_n as f64
+        };
         let q = |h: &LogHistogram, p| h.quantile(p).unwrap_or(0.0) as f64;
         let costed = |x: f64| if self.baseline.is_some() { x } else { f64::NAN };
         PhaseStats {
-            mean_cost: costed(mean(self.cost_sum)),
+            mean_cost: costed(mean_cost),
             p95_cost: costed(q(&self.cost, 0.95)),
             p99_cost: costed(q(&self.cost, 0.99)),
             mean_energy_j: mean(self.energy_sum),
@@ -139,6 +195,7 @@ impl Tally {
             p99_latency_s: q(&self.latency, 0.99),
             served: n,
             refused,
+            unserved: self.pending,
         }
     }
 }
@@ -159,14 +216,34 @@ mod tests {
             })
             .collect();
         let b = Baseline::new(2.0, 0.05).unwrap();
-        let s = PhaseStats::of(&served, &b, Alpha::default(), 3);
+        let s = PhaseStats::of(&served, &b, Alpha::default(), Unserved::refused(3));
         assert_eq!((s.served, s.refused), (100, 3));
         assert!((s.mean_energy_j - 1.0).abs() < 1e-12);
         assert!((s.mean_latency_s - 0.0505).abs() < 1e-12);
         // 0.5 * 1/2 + 0.5 * 0.0505/0.05
         assert!((s.mean_cost - 0.755).abs() < 1e-9);
         assert!((s.p99_latency_s - 0.099).abs() < 0.099 * 0.016);
-        assert_eq!(PhaseStats::of(&[], &b, Alpha::default(), 0).mean_cost, 0.0);
+        assert_eq!(
+            PhaseStats::of(&[], &b, Alpha::default(), Unserved::default()).mean_cost,
+            0.0
+        );
+        // Charged: 100 served at 0.755 and 3 refused plus 1 pending at 10 each.
+        let unserved = Unserved {
+            refused: 3,
+            pending: 1,
+            penalty: 10.0,
+        };
+        let c = PhaseStats::of(&served, &b, Alpha::default(), unserved);
+        assert!((c.mean_cost - (75.5 + 40.0) / 104.0).abs() < 1e-9, "{c:?}");
+        assert_eq!((c.served, c.refused, c.unserved), (100, 3, 1));
+        assert_eq!(
+            c.mean_latency_s, s.mean_latency_s,
+            "latency over served only"
+        );
+        assert!(
+            (c.p99_cost - 10.0).abs() < 0.2,
+            "the penalties are the tail"
+        );
     }
 
     #[test]

@@ -160,6 +160,24 @@ impl Workload {
         matches!(self, Workload::Trace(_) | Workload::File(_))
     }
 
+    /// True when the arrivals depend on the seed (Poisson arrivals and the
+    /// synthetic traces): each seed is another instance of the workload.
+    pub fn varies_with_seed(&self) -> bool {
+        matches!(self, Workload::Poisson { .. } | Workload::Trace(_))
+    }
+
+    /// Mean arrivals per second of a synthetic pattern; `None` for traces and
+    /// files, whose rate changes over the run.
+    pub fn mean_rate(&self) -> Option<f64> {
+        let per_s = |count: f64, period: Duration| count / (period.as_micros() as f64 * 1e-6);
+        match *self {
+            Workload::Fixed { gap } => Some(per_s(1.0, gap)),
+            Workload::Bursty { count, period } => Some(per_s(f64::from(count), period)),
+            Workload::Poisson { rate } => Some(rate),
+            Workload::Trace(_) | Workload::File(_) => None,
+        }
+    }
+
     /// The arrival stream for `seed`. Files are read here (errors name the line).
     pub fn arrivals(&self, seed: u64) -> Result<Arrivals> {
         let rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -593,7 +611,21 @@ mod tests {
             assert_eq!(a, take(spec, 7, 2_000), "{spec}");
             assert_ne!(a, take(spec, 8, 2_000), "{spec}");
             assert!(a.windows(2).all(|w| w[0] <= w[1]), "{spec} not sorted");
+            assert!(Workload::parse(spec).unwrap().varies_with_seed(), "{spec}");
         }
+        for spec in ["fixed:50ms", "bursty:10@500ms"] {
+            assert_eq!(take(spec, 7, 100), take(spec, 8, 100), "{spec}");
+            assert!(!Workload::parse(spec).unwrap().varies_with_seed(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn patterns_know_their_mean_rate() {
+        let rate = |spec: &str| Workload::parse(spec).unwrap().mean_rate();
+        assert_eq!(rate("fixed:50ms"), Some(20.0));
+        assert_eq!(rate("bursty:10@500ms"), Some(20.0));
+        assert_eq!(rate("poisson:7.5"), Some(7.5));
+        assert_eq!(rate("trace:twitter"), None);
     }
 
     #[test]

@@ -6,10 +6,10 @@ use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::optimizer::{Fixed, by_name};
 use ecoedge_core::space::Knob;
 use ecoedge_core::time::Duration;
-use ecoedge_runner::metrics::PhaseStats;
+use ecoedge_runner::metrics::{PhaseStats, Unserved};
 use ecoedge_runner::record::Outcome;
 use ecoedge_runner::sim::model::{DnnKind, XavierNx};
-use ecoedge_runner::sim::oracle::{best_static, reference_baseline};
+use ecoedge_runner::sim::oracle::{best_per_window, best_static, reference_baseline};
 use ecoedge_runner::sim::{SimSetup, Stop, simulate, space_of};
 use ecoedge_runner::workload::Workload;
 
@@ -118,7 +118,7 @@ fn dvfs_governors_lower_idle_power_at_light_load() {
             o.served.iter().filter(|r| r.window >= 2),
             &b,
             Alpha::default(),
-            0,
+            Unserved::default(),
         )
     };
     let (d, p) = (after(&dvfs), after(&pinned));
@@ -173,11 +173,50 @@ fn the_oracle_beats_every_knob_at_max() {
     let best = best_static(&m, &s, &b).unwrap();
     assert!(best.mean_cost < 0.9, "{best:?}");
     let max = fixed(&m, [24, 14, 15], &s.noiseless());
-    let max_cost = PhaseStats::of(&max.served, &b, Alpha::default(), 0).mean_cost;
+    let max_cost = PhaseStats::of(&max.served, &b, Alpha::default(), Unserved::default()).mean_cost;
     assert!(
         (max_cost - 1.0).abs() < 0.02,
         "max config costs {max_cost} against its own baseline"
     );
+}
+
+/// The per-window oracle prices configs by the core's replay with the model's
+/// exact figures: on a periodic load, where every window is alike, it must
+/// agree with the static oracle's simulated cost (the two code paths check
+/// each other); on a trace, whose load changes, it must be lower (choosing per
+/// window is worth something), and every window must have its answer.
+#[test]
+fn the_per_window_oracle_agrees_with_the_simulator_and_bounds_adaptive_policies() {
+    let m = resnet();
+    for w in ["fixed:90ms", "bursty:10@500ms"] {
+        let s = setup(w, Stop::Windows(10));
+        let b = reference_baseline(&m, &s).unwrap();
+        let fixed = best_static(&m, &s, &b).unwrap();
+        let per_window = best_per_window(&m, &s, &b).unwrap();
+        assert_eq!(per_window.windows.len(), 10, "{w}");
+        let gap = per_window.mean_cost / fixed.mean_cost - 1.0;
+        assert!(gap.abs() < 0.02, "{w}: {per_window:?} against {fixed:?}");
+    }
+    let s = setup("trace:twitter", Stop::Duration(Duration::from_secs(1800)));
+    let b = reference_baseline(&m, &s).unwrap();
+    let fixed = best_static(&m, &s, &b).unwrap();
+    let per_window = best_per_window(&m, &s, &b).unwrap();
+    assert!(
+        per_window.mean_cost < 0.95 * fixed.mean_cost,
+        "{} against {}",
+        per_window.mean_cost,
+        fixed.mean_cost
+    );
+    let configs: std::collections::BTreeSet<_> =
+        per_window.windows.iter().map(|w| w.config).collect();
+    assert!(configs.len() > 1, "one config for every window of a trace");
+    let arrivals: usize = per_window.windows.iter().map(|w| w.requests).sum();
+    let out = fixed_at(&m, fixed.config, &s);
+    assert!(arrivals as u64 <= out.arrived && arrivals as u64 > out.arrived * 9 / 10);
+}
+
+fn fixed_at(model: &XavierNx, config: ecoedge_core::space::Config, s: &SimSetup) -> Outcome {
+    simulate(model, Fixed::new(config), &s.noiseless()).unwrap()
 }
 
 #[test]
@@ -212,7 +251,7 @@ fn ecogd_searches_the_memory_clock_as_a_fourth_knob() {
             o.served.iter().filter(|r| r.window >= 100),
             &b,
             Alpha::default(),
-            0,
+            Unserved::default(),
         )
         .mean_cost
     };

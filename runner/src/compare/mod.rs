@@ -1,17 +1,34 @@
 //! The paper's evaluation: every optimizer on every workload, judged against one
-//! baseline per workload, split into the phases of ECOGD.md.
+//! baseline per workload instance, split into the phases of ECOGD.md.
 //!
-//! For each workload the reference `E0, L0` is measured once (every knob at its
-//! maximum, noise off) and given to every optimizer, so their costs are
-//! comparable and no run spends a window calibrating. Each optimizer runs
-//! `repeats` times: the same arrivals (a rerun replays the trace), other sensor
-//! noise, jitter and optimizer randomness. Figures are means over repeats.
+//! Fairness by construction:
+//! - *Equal horizons*: every run of a workload instance sees the same arrivals
+//!   over the same virtual time. A synthetic pattern's `--windows N` becomes
+//!   the time `N` windows of requests take to arrive, so an optimizer whose
+//!   windows are cut short serves as many requests as one whose are not.
+//! - *Nothing dropped for free*: a refused request, or one still waiting at
+//!   the end, is charged the [`Penalty`] in the cost figures.
+//! - *One reference*: for each instance `E0, L0` are measured once (every knob
+//!   at its maximum, noise off) and given to every optimizer, so their costs
+//!   are comparable and no run spends a window calibrating.
+//!
+//! Repeat `r` runs with seed `seed + r`: other sensor noise, jitter and
+//! optimizer randomness, and, for workloads whose arrivals are random
+//! (Poisson, the synthetic traces), another instance of the workload. The
+//! figures are means over repeats; the paired differences against EcoGD, with
+//! their confidence intervals, are in [`results::paired`].
 //!
 //! Phases: the *convergence window* is the first window from which the rolling
 //! mean cost over 5 windows stays within +-10 % of the mean cost of the run's last
-//! 20 % of windows until the end. "During" is before it, "after" from it on,
-//! "overall" the whole run. A run that never settles has no convergence window;
-//! its "after" figures are those of the last 20 % of windows.
+//! 20 % of windows until the end. "During" is before it (none when that is
+//! window 0), "after" from it on, "overall" the whole run. A run that never
+//! settles has no convergence window; its "after" figures are those of the last
+//! 20 % of windows.
+//!
+//! Bounds, when `oracle` is compared: the best static config (a row of its
+//! own), and the best config for each window ([`best_per_window`]), the lower
+//! bound of an adaptive policy; each run's *regret* is its mean cost above
+//! the latter.
 
 pub mod plots;
 pub mod results;
@@ -21,17 +38,18 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::optimizer::Fixed;
+use ecoedge_core::time::Duration;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::knobs::ConfigJson;
-use crate::metrics::PhaseStats;
+use crate::metrics::{PhaseStats, Unserved};
 use crate::record::Outcome;
 use crate::sim::model::DeviceModel;
 use crate::sim::named::{optimizer_named, simulate_named};
-use crate::sim::oracle::{best_static, reference_baseline};
-use crate::sim::{SimSetup, simulate, space_of};
-use results::{BaselineJson, CompareJson, aggregate, headline, headline_text, table};
+use crate::sim::oracle::{best_per_window, best_static, reference_baseline};
+use crate::sim::{SimSetup, Stop, simulate, space_of};
+use results::{BaselineJson, CompareJson, aggregate, headline, headline_text, paired, table};
 
 /// Windows in the rolling mean of the convergence rule.
 const ROLLING: usize = 5;
@@ -58,11 +76,36 @@ pub fn converge_window(costs: &[f64]) -> Option<usize> {
     }
 }
 
+/// What a request the run did not serve costs: that of a request served at the
+/// baseline's energy `E0` after `latency` - by default the 30 s after which a
+/// client gives up (`serve --client-timeout`), so dropping a request is as bad
+/// as making its client time out, and never cheaper than serving it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Penalty {
+    /// The latency charged.
+    pub latency: Duration,
+}
+
+impl Default for Penalty {
+    fn default() -> Self {
+        Penalty {
+            latency: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Penalty {
+    /// The cost charged per unserved request against `baseline`.
+    pub fn cost(&self, baseline: &Baseline, alpha: Alpha) -> f64 {
+        alpha.cost(baseline, baseline.energy_j(), self.latency.as_secs_f64())
+    }
+}
+
 /// One optimizer's figures on one workload, one repeat.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunFigures {
-    /// Before convergence.
-    pub during: PhaseStats,
+    /// Before convergence; `None` when the run settled at once.
+    pub during: Option<PhaseStats>,
     /// From convergence on.
     pub after: PhaseStats,
     /// The whole run.
@@ -73,14 +116,17 @@ pub struct RunFigures {
     pub windows: usize,
     /// The config at the end.
     pub final_config: ConfigJson,
+    /// Overall mean cost above the per-window oracle's, when it is known.
+    pub regret: Option<f64>,
     /// Mean cost of each window, against the workload's baseline.
     #[serde(skip)]
     pub series: Vec<f64>,
 }
 
 impl RunFigures {
-    /// Splits `out` into phases against `baseline`.
-    pub fn of(out: &Outcome, baseline: &Baseline, alpha: Alpha) -> Self {
+    /// Splits `out` into phases against `baseline`, charging `penalty` (a cost)
+    /// for every request refused or left waiting.
+    pub fn of(out: &Outcome, baseline: &Baseline, alpha: Alpha, penalty: f64) -> Self {
         let series: Vec<f64> = out.windows.iter().map(|w| w.cost.mean).collect();
         let n = series.len();
         let converge = converge_window(&series);
@@ -92,25 +138,37 @@ impl RunFigures {
                 .map(|(_, n)| n)
                 .sum::<u64>()
         };
-        let during = PhaseStats::of(
-            out.served.iter().filter(|s| s.window < split),
-            baseline,
-            alpha,
-            refused(&|w| w < split),
-        );
+        let pending = out
+            .arrived
+            .saturating_sub(out.refused)
+            .saturating_sub(out.served.len() as u64);
+        let unserved = |refused, pending| Unserved {
+            refused,
+            pending,
+            penalty,
+        };
+        let during = (split > 0).then(|| {
+            PhaseStats::of(
+                out.served.iter().filter(|s| s.window < split),
+                baseline,
+                alpha,
+                unserved(refused(&|w| w < split), 0),
+            )
+        });
         let after = PhaseStats::of(
             out.served.iter().filter(|s| s.window >= split),
             baseline,
             alpha,
-            refused(&|w| w >= split),
+            unserved(refused(&|w| w >= split), pending),
         );
         RunFigures {
             during,
             after,
-            overall: PhaseStats::of(&out.served, baseline, alpha, out.refused),
+            overall: PhaseStats::of(&out.served, baseline, alpha, unserved(out.refused, pending)),
             converge_window: converge,
             windows: n,
             final_config: ConfigJson::new(&out.space, &out.final_config),
+            regret: None,
             series,
         }
     }
@@ -127,17 +185,20 @@ pub struct Task {
     pub repeat: u32,
 }
 
-/// Per workload: the setup, its reference baseline and the oracle's config.
+/// One instance of a workload (its arrivals for one seed): the setup, its
+/// reference baseline and, when asked, its bounds.
 pub struct Prepared {
-    /// The simulation setup (seed of repeat 0).
+    /// The simulation setup of this instance.
     pub setup: SimSetup,
-    /// `E0, L0` for every optimizer on this workload.
+    /// `E0, L0` for every optimizer on this instance.
     pub baseline: Baseline,
     /// The best static config, when the oracle is compared.
     pub oracle: Option<ecoedge_core::space::Config>,
+    /// The per-window oracle's mean cost, when the oracle is compared.
+    pub window_oracle: Option<f64>,
 }
 
-/// Measures each workload's baseline and, if asked, its oracle (in parallel).
+/// Measures each instance's baseline and, if asked, its bounds (in parallel).
 pub fn prepare(
     model: &dyn DeviceModel,
     setups: Vec<SimSetup>,
@@ -147,35 +208,22 @@ pub fn prepare(
         .into_par_iter()
         .map(|setup| {
             let baseline = reference_baseline(model, &setup)?;
-            let oracle = if oracle {
-                Some(best_static(model, &setup, &baseline)?.config)
+            let (oracle, window_oracle) = if oracle {
+                (
+                    Some(best_static(model, &setup, &baseline)?.config),
+                    Some(best_per_window(model, &setup, &baseline)?.mean_cost),
+                )
             } else {
-                None
+                (None, None)
             };
             Ok(Prepared {
                 setup,
                 baseline,
                 oracle,
+                window_oracle,
             })
         })
         .collect()
-}
-
-/// Runs one task.
-pub fn run_task(model: &dyn DeviceModel, prepared: &[Prepared], task: &Task) -> Result<RunFigures> {
-    let p = &prepared[task.workload];
-    let mut setup = p.setup.clone();
-    setup.seed = p.setup.seed + task.repeat as u64;
-    setup.settings.baseline = Some(p.baseline);
-    let out = match (task.optimizer.as_str(), p.oracle) {
-        ("oracle", Some(config)) => simulate(model, Fixed::new(config), &setup)?,
-        (name, _) => simulate_named(model, name, &setup)?,
-    };
-    Ok(RunFigures::of(
-        &out,
-        &p.baseline,
-        setup.settings.window.alpha,
-    ))
 }
 
 /// A comparison to run: every optimizer on every workload, `repeats` times.
@@ -192,14 +240,37 @@ pub struct Comparison<'m> {
     pub optimizers: Vec<String>,
     /// Reruns per optimizer and workload.
     pub repeats: u32,
+    /// What an unserved request costs.
+    pub penalty: Penalty,
 }
 
 impl Comparison<'_> {
+    /// Instances of workload `w`: one per repeat when its arrivals are random.
+    fn instances(&self, w: usize) -> u32 {
+        if self.setups[w].workload.varies_with_seed() {
+            self.repeats
+        } else {
+            1
+        }
+    }
+
+    /// The setup of instance `i` of workload `w`, for equal horizons.
+    fn instance(&self, w: usize, i: u32) -> SimSetup {
+        let mut setup = self.setups[w].clone();
+        setup.arrival_seed += u64::from(i);
+        if let (Stop::Windows(n), Some(rate)) = (setup.stop, setup.workload.mean_rate()) {
+            let requests = f64::from(n) * f64::from(setup.settings.window.requests);
+            setup.stop = Stop::Duration(Duration::from_micros((requests / rate * 1e6) as u64));
+        }
+        setup
+    }
+
     /// Units of work [`Comparison::run`] reports progress in: one per
-    /// workload's baseline, one per run.
+    /// workload instance prepared, one per run.
     pub fn steps(&self) -> u64 {
         let w = self.setups.len();
-        (w + w * self.optimizers.len() * self.repeats as usize) as u64
+        let instances: u64 = (0..w).map(|w| u64::from(self.instances(w))).sum();
+        instances + (w * self.optimizers.len() * self.repeats as usize) as u64
     }
 
     /// Checks every optimizer name against the space before minutes of work.
@@ -214,6 +285,29 @@ impl Comparison<'_> {
         Ok(())
     }
 
+    /// Runs one task on its instance.
+    fn run_task(&self, prepared: &[Vec<Prepared>], task: &Task) -> Result<RunFigures> {
+        let instance = task.repeat % self.instances(task.workload);
+        let p = &prepared[task.workload][instance as usize];
+        let mut setup = p.setup.clone();
+        setup.seed += u64::from(task.repeat);
+        setup.settings.baseline = Some(p.baseline);
+        let model = self.device_model;
+        let out = match (task.optimizer.as_str(), p.oracle) {
+            ("oracle", Some(config)) => simulate(model, Fixed::new(config), &setup)?,
+            (name, _) => simulate_named(model, name, &setup)?,
+        };
+        let alpha = setup.settings.window.alpha;
+        let mut figures = RunFigures::of(
+            &out,
+            &p.baseline,
+            alpha,
+            self.penalty.cost(&p.baseline, alpha),
+        );
+        figures.regret = p.window_oracle.map(|o| figures.overall.mean_cost - o);
+        Ok(figures)
+    }
+
     /// Runs every task in parallel; `progress` hears of each finished step
     /// and what the work is now.
     pub fn run(&self, progress: &(dyn Fn(u64, &'static str) + Sync)) -> Result<CompareJson> {
@@ -221,8 +315,16 @@ impl Comparison<'_> {
         let w = self.setups.len();
         progress(0, "baselines");
         let wants_oracle = self.optimizers.iter().any(|o| o == "oracle");
-        let prepared: Vec<Prepared> = prepare(model, self.setups.clone(), wants_oracle)?;
-        progress(w as u64, "runs");
+        let instances: Vec<SimSetup> = (0..w)
+            .flat_map(|w| (0..self.instances(w)).map(move |i| (w, i)))
+            .map(|(w, i)| self.instance(w, i))
+            .collect();
+        let count = instances.len() as u64;
+        let mut flat = prepare(model, instances, wants_oracle)?.into_iter();
+        let prepared: Vec<Vec<Prepared>> = (0..w)
+            .map(|w| flat.by_ref().take(self.instances(w) as usize).collect())
+            .collect();
+        progress(count, "runs");
         let tasks: Vec<Task> = (0..w)
             .flat_map(|w| {
                 self.optimizers.iter().flat_map(move |o| {
@@ -238,14 +340,15 @@ impl Comparison<'_> {
         let figures = tasks
             .par_iter()
             .map(|t| {
-                let r = run_task(model, &prepared, t)
+                let r = self
+                    .run_task(&prepared, t)
                     .with_context(|| format!("{} on {}", t.optimizer, specs[t.workload]));
                 progress(1, "runs");
                 r
             })
             .collect::<Result<Vec<_>>>()?;
 
-        let mut results = Vec::new();
+        let mut runs_by = Vec::new();
         for (w, spec) in specs.iter().enumerate() {
             for o in &self.optimizers {
                 let runs: Vec<RunFigures> = tasks
@@ -254,26 +357,45 @@ impl Comparison<'_> {
                     .filter(|(t, _)| t.workload == w && &t.optimizer == o)
                     .map(|(_, f)| f.clone())
                     .collect();
-                results.push(aggregate(spec, o, &runs));
+                runs_by.push((spec.clone(), o.clone(), runs));
             }
         }
+        let results = runs_by
+            .iter()
+            .map(|(spec, o, runs)| aggregate(spec, o, runs))
+            .collect();
+        let paired = paired(&runs_by);
         let first = &self.setups[0];
+        let alpha = first.settings.window.alpha;
         Ok(CompareJson {
             device: self.device.clone(),
             model: self.model.clone(),
-            alpha: first.settings.window.alpha.get(),
+            alpha: alpha.get(),
             seed: first.seed,
             repeats: self.repeats,
+            penalty_latency_s: self.penalty.latency.as_secs_f64(),
             baselines: specs
                 .iter()
                 .zip(&prepared)
-                .map(|(w, p)| BaselineJson {
-                    workload: w.clone(),
-                    energy_j: p.baseline.energy_j(),
-                    latency_s: p.baseline.latency_s(),
+                .map(|(w, ps)| {
+                    let mean = |f: &dyn Fn(&Prepared) -> f64| {
+                        ps.iter().map(f).sum::<f64>() / ps.len().max(1) as f64
+                    };
+                    BaselineJson {
+                        workload: w.clone(),
+                        instances: ps.len() as u32,
+                        energy_j: mean(&|p| p.baseline.energy_j()),
+                        latency_s: mean(&|p| p.baseline.latency_s()),
+                        penalty_cost: mean(&|p| self.penalty.cost(&p.baseline, alpha)),
+                        window_oracle_mean_cost: ps
+                            .iter()
+                            .all(|p| p.window_oracle.is_some())
+                            .then(|| mean(&|p| p.window_oracle.unwrap_or(f64::NAN))),
+                    }
                 })
                 .collect(),
-            headline: headline(&results),
+            headline: headline(&paired),
+            paired,
             results,
         })
     }
@@ -281,12 +403,19 @@ impl Comparison<'_> {
 
 /// The markdown report of `doc`: a table per workload and the headline.
 pub fn report_text(doc: &CompareJson) -> String {
+    let last = doc.seed + u64::from(doc.repeats.max(1)) - 1;
     let mut text = format!(
-        "## {} on {} (alpha {}, seed {}, {} repeats)\n\n",
-        doc.model, doc.device, doc.alpha, doc.seed, doc.repeats
+        "## {} on {} (alpha {}, seeds {}-{last}, {} repeats; a refused or unserved request costs as one served after {} s)\n\n",
+        doc.model, doc.device, doc.alpha, doc.seed, doc.repeats, doc.penalty_latency_s
     );
     for b in &doc.baselines {
-        text.push_str(&table(&doc.results, &b.workload));
+        if let Some(lower) = b.window_oracle_mean_cost {
+            text.push_str(&format!(
+                "Per-window oracle (lower bound of adaptive policies) on {}: mean cost {lower:.3}.\n\n",
+                b.workload
+            ));
+        }
+        text.push_str(&table(&doc.results, &doc.paired, &b.workload));
         text.push('\n');
     }
     if let Some(h) = &doc.headline {
@@ -311,6 +440,13 @@ pub fn write_out(dir: &Path, doc: &CompareJson, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn penalty_is_a_timed_out_request_at_baseline_energy() {
+        let b = Baseline::new(2.0, 0.1).unwrap();
+        // 0.5 * 2/2 + 0.5 * 30/0.1
+        assert!((Penalty::default().cost(&b, Alpha::default()) - 150.5).abs() < 1e-9);
+    }
 
     #[test]
     fn convergence_window_follows_the_rule() {

@@ -17,6 +17,7 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
 use super::results::{CompareJson, ResultJson};
+use crate::metrics::PhaseStats;
 
 /// File-name form of a workload spec: `bursty:10@500ms` -> `bursty-10at500ms`.
 pub fn slug(workload: &str) -> String {
@@ -200,11 +201,13 @@ fn phase_bars<DB: DrawingBackend>(
     what: &str,
     rows: &[&ResultJson],
 ) -> Result<()> {
+    // No "during" phase (settled at once): no bar.
+    let during = |r: &ResultJson, f: fn(&PhaseStats) -> f64| r.during.as_ref().map_or(f64::NAN, f);
     let bars = |r: &ResultJson| {
         [
-            ("during mean", r.during.mean_cost),
+            ("during mean", during(r, |d| d.mean_cost)),
             ("after mean", r.after.mean_cost),
-            ("during p99", r.during.p99_cost),
+            ("during p99", during(r, |d| d.p99_cost)),
             ("after p99", r.after.p99_cost),
         ]
     };

@@ -13,16 +13,23 @@
 //! - the [`FINALISTS`] best of each screen over the full run.
 //!
 //! The result is the limit a static choice can reach on that workload.
+//!
+//! [`best_per_window`] is the dynamic oracle: the best config in hindsight for
+//! each window's arrivals, the lower bound an adaptive policy is judged by.
+
+use std::collections::HashMap;
 
 use anyhow::Result;
 use ecoedge_core::cost::{Alpha, Baseline};
+use ecoedge_core::load::{self, LOAD_SAMPLE, Load, Sample, Service};
 use ecoedge_core::optimizer::Fixed;
-use ecoedge_core::space::{Config, Knob};
+use ecoedge_core::space::{Config, Knob, Space};
+use ecoedge_core::time::Instant;
 use rayon::prelude::*;
 
-use super::model::DeviceModel;
+use super::model::{Clocks, DeviceModel};
 use super::{SimSetup, Stop, simulate, space_of};
-use crate::metrics::PhaseStats;
+use crate::metrics::{PhaseStats, Unserved};
 
 /// Windows of the screening stage.
 pub const SCREEN_WINDOWS: u32 = 6;
@@ -52,7 +59,7 @@ pub fn reference_baseline(model: &dyn DeviceModel, setup: &SimSetup) -> Result<B
         &out.served,
         &Baseline::new(1.0, 1.0)?,
         Alpha::default(),
-        out.refused,
+        Unserved::refused(out.refused),
     );
     Ok(Baseline::new(s.mean_energy_j, s.mean_latency_s)?)
 }
@@ -73,7 +80,7 @@ fn rank(
         .par_iter()
         .map(|&c| {
             let out = simulate(model, Fixed::new(c), &quiet)?;
-            let s = PhaseStats::of(&out.served, baseline, alpha, out.refused);
+            let s = PhaseStats::of(&out.served, baseline, alpha, Unserved::refused(out.refused));
             Ok((out.refused > 0, s.mean_cost, c))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -117,4 +124,153 @@ pub fn best_static(
     let best = rank(model, setup, baseline, &finalists, setup.stop)?;
     let (_, mean_cost, config) = best[0];
     Ok(StaticBest { config, mean_cost })
+}
+
+/// The dynamic oracle's answer: the best config for each window's arrivals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowBest {
+    /// Mean per-request cost over every window, each at its best config.
+    pub mean_cost: f64,
+    /// The windows, in order.
+    pub windows: Vec<WindowChoice>,
+}
+
+/// One window of the dynamic oracle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowChoice {
+    /// Arrival of the window's last request.
+    pub last_arrival: Instant,
+    /// Requests the window's cost is over: those its config served (the
+    /// ones it left waiting open the next window).
+    pub requests: usize,
+    /// The best config for these arrivals.
+    pub config: Config,
+    /// Its mean per-request cost.
+    pub cost: f64,
+}
+
+/// The best config in hindsight for each window of `setup`'s arrivals, noise
+/// off, judged against `baseline`.
+///
+/// The arrivals up to the run's end are cut into windows of the controller's
+/// window size, and every config within the search limits is priced on each
+/// by the core's replay ([`Load::replay`]) with the model's exact service
+/// figures: the batch rule, waiting, busy and idle energy, as the simulator
+/// runs them. The requests a window's best config leaves waiting (a partial
+/// batch under the full-batch rule) open the next window, as they would on
+/// the board. Each window is chosen on its own arrivals, starts with an idle
+/// engine and switches for free: no policy that must learn the load, pay for
+/// its changes and carry backlog over gets there, so it stands for the lower
+/// bound of an adaptive optimizer (a greedy one, not a proven minimum), as the
+/// static oracle does for a fixed config. Windows whose gaps repeat an earlier
+/// window's (periodic workloads) reuse its answer.
+pub fn best_per_window(
+    model: &dyn DeviceModel,
+    setup: &SimSetup,
+    baseline: &Baseline,
+) -> Result<WindowBest> {
+    let space = space_of(model, setup)?;
+    let priced: Vec<(Config, u32, Service)> = space
+        .configs()
+        .map(|c| {
+            let b = space.batch_size(&c);
+            (c, b, exact_service(model, &space, &c))
+        })
+        .collect();
+    let largest = priced.iter().map(|p| p.1 as usize).max().unwrap_or(1);
+    // Room in the replay's ring for the requests carried over.
+    let size = (setup.settings.window.requests as usize).clamp(1, LOAD_SAMPLE - largest);
+    let arrivals = arrivals_until_end(setup)?;
+    let best_for = |sample: &[Instant]| -> Option<(Config, u32, f64)> {
+        let mut ring: load::Arrivals<LOAD_SAMPLE> = load::Arrivals::default();
+        for &t in sample {
+            ring.push(t);
+        }
+        let load = Load {
+            sample: Sample::new(&ring, 0, *sample.last()?),
+            baseline: *baseline,
+            alpha: setup.settings.window.alpha,
+            scope: setup.settings.window.scope,
+            max_wait: setup.settings.max_wait,
+        };
+        priced
+            .par_iter()
+            .filter_map(|(c, b, service)| Some((*c, *b, load.replay(*b, service)?.cost)))
+            .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))
+    };
+    let mut known: HashMap<Vec<u64>, Option<(Config, u32, f64)>> = HashMap::new();
+    let mut windows = Vec::new();
+    let mut sample: Vec<Instant> = Vec::with_capacity(size + largest);
+    for block in arrivals.chunks(size) {
+        sample.extend_from_slice(block);
+        let gaps: Vec<u64> = sample
+            .windows(2)
+            .map(|w| w[1].saturating_since(w[0]).as_micros())
+            .collect();
+        let answer = *known.entry(gaps).or_insert_with(|| best_for(&sample));
+        let (Some((config, batch, cost)), Some(&last)) = (answer, sample.last()) else {
+            sample.clear();
+            continue;
+        };
+        let batch = batch.max(1) as usize;
+        let served = if setup.settings.max_wait.is_some() {
+            sample.len()
+        } else {
+            sample.len() / batch * batch
+        };
+        windows.push(WindowChoice {
+            last_arrival: last,
+            requests: served,
+            config,
+            cost,
+        });
+        sample.drain(..served);
+    }
+    let n: usize = windows.iter().map(|w| w.requests).sum();
+    let total: f64 = windows.iter().map(|w| w.cost * w.requests as f64).sum();
+    Ok(WindowBest {
+        mean_cost: if n == 0 { f64::NAN } else { total / n as f64 },
+        windows,
+    })
+}
+
+/// The arrivals a run of `setup` sees: up to its duration, or as many as its
+/// windows hold when it stops after a number of windows.
+fn arrivals_until_end(setup: &SimSetup) -> Result<Vec<Instant>> {
+    let arrivals = setup.workload.arrivals(setup.arrival_seed)?;
+    Ok(match setup.stop {
+        Stop::Duration(d) => arrivals
+            .take_while(|t| t.as_micros() < d.as_micros())
+            .collect(),
+        Stop::Windows(n) => arrivals
+            .take(n as usize * setup.settings.window.requests as usize)
+            .collect(),
+    })
+}
+
+/// `config`'s service figures on `model`, noise off: what a window at that
+/// config would measure on an ideal meter. The model's batch time is affine
+/// in the batch size, so the line through batch 1 and the config's batch is
+/// exact for the partial batches a maximum wait releases.
+fn exact_service(model: &dyn DeviceModel, space: &Space, config: &Config) -> Service {
+    let top = |knob: Knob| model.levels(knob).last().copied().unwrap_or(0);
+    let clock = |knob: Knob| space.knob_value(config, knob).unwrap_or_else(|| top(knob));
+    let clocks = Clocks {
+        cpu_khz: clock(Knob::Cpu),
+        gpu_hz: clock(Knob::Gpu),
+        emc_hz: clock(Knob::Memory),
+    };
+    let batch = space.batch_size(config).max(1);
+    let full = model.service_time_s(clocks, batch);
+    let per_request_s = if batch > 1 {
+        ((full - model.service_time_s(clocks, 1)) / f64::from(batch - 1)).max(0.0)
+    } else {
+        0.0
+    };
+    Service {
+        fixed_s: full - per_request_s * f64::from(batch),
+        per_request_s,
+        active_w: model.busy_power_w(clocks, batch),
+        idle_w: Some(model.idle_power_w(clocks)),
+    }
 }
