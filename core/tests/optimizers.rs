@@ -3,7 +3,7 @@
 //! reports. Seeds are fixed, so every run is reproducible.
 
 use ecoedge_core::optimizer::{
-    AnyOptimizer, Bayes, BayesSettings, Dvfs, EcoGd, EcoGdSettings, Grid, Linear, Mab, MabJoint,
+    BaseOptimizer, Bayes, BayesSettings, Dvfs, EcoGd, EcoGdSettings, Grid, Linear, Mab, MabJoint,
     MabSettings, NAMES, NameError, Optimizer, RandomSearch, Repeat, by_name,
 };
 use ecoedge_core::space::{Config, ConfigError, Dimension, Knob, Space};
@@ -52,7 +52,7 @@ fn cfg(cpu: usize, gpu: usize, batch_index: usize) -> Config {
 }
 
 /// One measured window: the config the optimizer asked for and what it cost.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Window {
     config: Config,
     cost: f64,
@@ -531,10 +531,10 @@ fn names_build_every_optimizer() {
     let mut dvfs = by_name("dvfs", &space, 0).unwrap();
     assert!(dvfs.governed(Knob::Gpu));
     assert_eq!(space.batch_size(&dvfs.start(&space)), 8);
-    assert!(matches!(
-        by_name("linear:once", &space, 0),
-        Ok(AnyOptimizer::Linear(_))
-    ));
+    assert!(
+        by_name("linear:once", &space, 0)
+            .is_ok_and(|o| matches!(o.inner(), BaseOptimizer::Linear(_)))
+    );
     // The same seed gives the same run.
     let runs: Vec<Vec<Config>> = (0..2)
         .map(|_| {
@@ -552,6 +552,99 @@ fn names_build_every_optimizer() {
         })
         .collect();
     assert_eq!(runs[0], runs[1]);
+}
+
+/// EcoGD's additions by name: its own settings for `ecogd`, the wrapper for
+/// the others, refused where they mean nothing.
+#[test]
+fn additions_by_name() {
+    let space = xavier();
+    let settings = |name: &str| match by_name(name, &space, 1).unwrap().inner() {
+        BaseOptimizer::EcoGd(gd) => *gd.settings(),
+        _ => panic!("{name} is not EcoGD"),
+    };
+    assert_eq!(
+        settings("ecogd:paper+replay+abandon+pattern"),
+        settings("ecogd")
+    );
+    assert_eq!(settings("ecogd+replay"), settings("ecogd"));
+    let paper = settings("ecogd:paper");
+    let replay = settings("ecogd:paper+replay");
+    assert!(replay.replay && !replay.pattern && replay.abandon_above.is_none());
+    assert_eq!(
+        EcoGdSettings {
+            replay: false,
+            ..replay
+        },
+        paper
+    );
+    for name in [
+        "grid+replay",
+        "bayes+replay+abandon",
+        "dvfs:16+abandon",
+        "mab+abandon",
+    ] {
+        let o = by_name(name, &space, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(o.assist().replay, name.contains("replay"), "{name}");
+        assert_eq!(o.assist().abandon, name.contains("abandon"), "{name}");
+    }
+    for bad in ["grid+pattern", "fixed:max+replay", "ecogd+fast", "grid+"] {
+        assert!(
+            matches!(by_name(bad, &space, 1), Err(NameError::Malformed(_))),
+            "{bad}"
+        );
+    }
+}
+
+/// With `+abandon`, a baseline's unmeasured probes run under 1.5 times the
+/// best fresh cost, and a probe cut there counts at that ceiling; without
+/// additions the wrapper changes nothing.
+#[test]
+fn abandonment_for_any_optimizer() {
+    let space = xavier();
+    let f = bowl(cfg(12, 7, 7), 0.5);
+    let plain = drive(
+        &mut by_name("grid", &space, 1).unwrap(),
+        &space,
+        60,
+        |_, c| f(c),
+        |_, _| {},
+    );
+    let bare = drive(&mut Grid::new(), &space, 60, |_, c| f(c), |_, _| {});
+    assert_eq!(plain, bare, "no additions: the optimizer itself");
+    let mut grid = by_name("grid+abandon", &space, 1).unwrap();
+    let mut ceilings = Vec::new();
+    let windows = drive(
+        &mut grid,
+        &space,
+        60,
+        |_, c| f(c),
+        |_, o| ceilings.push(o.ceiling()),
+    );
+    // After window i, the fresh costs are those of windows i-19..=i (20).
+    let fresh = |i: usize| &windows[i.saturating_sub(19)..=i];
+    for (i, ceiling) in ceilings.iter().enumerate() {
+        let Some(next) = windows.get(i + 1).map(|w| w.config) else {
+            continue;
+        };
+        let known = fresh(i).iter().any(|w| w.config == next);
+        let best = fresh(i)
+            .iter()
+            .map(|w| w.cost)
+            .fold(f64::INFINITY, f64::min);
+        match ceiling {
+            Some(c) => {
+                assert!(!known, "window {i}: a fresh config got a ceiling");
+                assert!(
+                    (c - 1.5 * best).abs() < 1e-12,
+                    "window {i}: {c} for best {best}"
+                );
+                assert!(windows[i + 1].cost <= c + 1e-12, "cut at the ceiling");
+            }
+            None => assert!(known, "window {i}: a probe without a ceiling"),
+        }
+    }
+    assert!(ceilings.iter().flatten().count() > 20, "{ceilings:?}");
 }
 
 #[test]
@@ -579,7 +672,8 @@ fn bad_names_are_typed_errors() {
     assert_eq!(
         unknown.to_string(),
         "unknown optimizer `sgd` (expected one of: ecogd, ecogd:paper, grid, linear, linear:once, \
-         dvfs, dvfs:BATCH, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH, fixed:max)"
+         dvfs, dvfs:BATCH, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH, fixed:max), \
+         each optionally with +replay, +abandon"
     );
     let long = err(&"x".repeat(100));
     assert!(matches!(long, NameError::Unknown(n) if n.len() == 32));

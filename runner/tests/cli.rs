@@ -514,6 +514,54 @@ fn compare_reports_the_schema_tables_and_plots() {
         ],
         "--penalty-latency",
     );
+    fails_clearly(
+        &[
+            "compare",
+            "--workload",
+            "fixed:50ms",
+            "--optimizers",
+            "grid+pattern",
+        ],
+        "--optimizers",
+    );
+}
+
+#[test]
+fn compare_ablation_lists_every_addition_and_baseline_variant() {
+    let out = ecoedge(&[
+        "compare",
+        "--workload",
+        "fixed:90ms",
+        "--ablation",
+        "--repeats",
+        "1",
+        "--windows",
+        "8",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let summary = text
+        .split("### Overall mean cost")
+        .nth(1)
+        .expect("the summary table");
+    for row in [
+        "| ecogd:paper |",
+        "| ecogd:paper+abandon |",
+        "| ecogd:paper+pattern |",
+        "| ecogd:paper+replay |",
+        "| ecogd |",
+        "| grid+replay+abandon |",
+        "| linear+replay+abandon |",
+        "| mab+replay+abandon |",
+        "| bayes+replay+abandon |",
+        "| oracle |",
+    ] {
+        assert!(summary.contains(row), "{row} missing in {summary}");
+    }
 }
 
 /// Width, height and 8-bit RGB pixels of a PNG file.

@@ -18,11 +18,14 @@
 //! | `fixed:CPU,GPU,BATCH`, `fixed:max` | [`Fixed`] | here |
 //!
 //! [`by_name`] builds any of them from its command-line name as an
-//! [`AnyOptimizer`], an enum that delegates (no `dyn`, no heap).
+//! [`AnyOptimizer`], an enum that delegates (no `dyn`, no heap), in the
+//! [`Assisted`] wrapper that offers every optimizer EcoGD's load replay and
+//! early abandonment (`grid+replay+abandon`), so comparisons can be fair.
 //!
 //! All optimizers stay inside the search limits of the space ([`Space::step`],
 //! [`Space::within_limits`]); only `fixed` may go below them.
 
+pub mod assist;
 pub mod bayes;
 pub mod dvfs;
 pub mod ecogd;
@@ -34,6 +37,7 @@ pub mod names;
 pub mod random;
 mod rng;
 
+pub use assist::{Assist, Assisted};
 pub use bayes::{Bayes, BayesSettings};
 pub use dvfs::Dvfs;
 pub use ecogd::{EcoGd, EcoGdSettings};
@@ -41,7 +45,7 @@ pub use grid::Grid;
 pub use history::History;
 pub use linear::{Linear, Repeat};
 pub use mab::{Decisions, Mab, MabJoint, MabSettings};
-pub use names::{AnyOptimizer, NAMES, NameError, by_name};
+pub use names::{ADDITIONS, AnyOptimizer, BaseOptimizer, NAMES, NameError, by_name};
 pub use random::RandomSearch;
 pub use rng::Prng;
 

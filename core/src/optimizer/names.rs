@@ -1,13 +1,16 @@
 //! Optimizers by name: what the command line and the reports call them.
 //!
-//! [`by_name`] turns a name from [`NAMES`] into an [`AnyOptimizer`], an enum that
-//! implements [`Optimizer`] by delegating to the optimizer inside: no `dyn`, no
-//! heap, and the controller stays generic over one concrete type.
+//! [`by_name`] turns a name from [`NAMES`], with any of the [`ADDITIONS`], into
+//! an [`AnyOptimizer`]: a [`BaseOptimizer`] (an enum that implements
+//! [`Optimizer`] by delegating to the optimizer inside) in an [`Assisted`]
+//! wrapper that gives it EcoGD's replay and abandonment when asked. No `dyn`,
+//! no heap, and the controller stays generic over one concrete type.
 
 use core::fmt;
 
 use heapless::String;
 
+use super::assist::{Assist, Assisted};
 use super::{
     Bayes, BayesSettings, Dvfs, EcoGd, EcoGdSettings, Fixed, Grid, Linear, Mab, MabJoint,
     MabSettings, Optimizer, RandomSearch, Repeat,
@@ -35,6 +38,12 @@ pub const NAMES: [&str; 13] = [
     "fixed:max",
 ];
 
+/// What may follow a name, each after a `+`: EcoGD's additions. `replay`
+/// and `abandon` suit every optimizer but `fixed` (EcoGD's own versions for
+/// `ecogd`, the [`Assisted`] wrapper for the others); `pattern` is EcoGD's
+/// alone. `ecogd` is `ecogd:paper+replay+abandon+pattern`.
+pub const ADDITIONS: [&str; 3] = ["replay", "abandon", "pattern"];
+
 /// Batch size of plain `dvfs` (the paper ran 8 and 16).
 pub const DVFS_DEFAULT_BATCH: u32 = 8;
 
@@ -44,6 +53,7 @@ pub const NAME_LIMIT: usize = 32;
 const FIXED_FORM: &str =
     "fixed:CPU,GPU,BATCH (CPU and GPU level indices, BATCH a batch size) or fixed:max";
 const DVFS_FORM: &str = "dvfs or dvfs:BATCH (BATCH a batch size)";
+const ADDITION_FORM: &str = "NAME+ADDITION..., ADDITION one of replay, abandon (any optimizer but fixed) and pattern (ecogd only)";
 
 /// Why a name does not give an optimizer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +78,7 @@ impl fmt::Display for NameError {
                     let sep = if i + 1 < NAMES.len() { ", " } else { ")" };
                     write!(f, "{n}{sep}")?;
                 }
-                Ok(())
+                f.write_str(", each optionally with +replay, +abandon")
             }
             NameError::Malformed(form) => write!(f, "malformed optimizer, expected {form}"),
             NameError::MissingKnob(knob) => write!(
@@ -83,13 +93,23 @@ impl fmt::Display for NameError {
 
 impl core::error::Error for NameError {}
 
+/// Any optimizer of this crate by name, additions included: what [`by_name`]
+/// builds.
+pub type AnyOptimizer = Assisted<BaseOptimizer>;
+
+impl From<Fixed> for AnyOptimizer {
+    fn from(fixed: Fixed) -> Self {
+        Assisted::new(BaseOptimizer::Fixed(fixed), Assist::default())
+    }
+}
+
 /// Any optimizer of this crate, chosen at run time; delegates every call.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 // Without a heap the large variant (the Bayesian model's fixed matrices) cannot be
 // boxed; the enum is built once and lives in the controller.
 #[allow(clippy::large_enum_variant)]
-pub enum AnyOptimizer {
+pub enum BaseOptimizer {
     /// `fixed:...`
     Fixed(Fixed),
     /// `ecogd`, `ecogd:paper`
@@ -113,20 +133,20 @@ pub enum AnyOptimizer {
 macro_rules! delegate {
     ($self:expr, $o:ident => $e:expr) => {
         match $self {
-            AnyOptimizer::Fixed($o) => $e,
-            AnyOptimizer::EcoGd($o) => $e,
-            AnyOptimizer::Grid($o) => $e,
-            AnyOptimizer::Linear($o) => $e,
-            AnyOptimizer::Dvfs($o) => $e,
-            AnyOptimizer::Mab($o) => $e,
-            AnyOptimizer::MabJoint($o) => $e,
-            AnyOptimizer::Bayes($o) => $e,
-            AnyOptimizer::Random($o) => $e,
+            BaseOptimizer::Fixed($o) => $e,
+            BaseOptimizer::EcoGd($o) => $e,
+            BaseOptimizer::Grid($o) => $e,
+            BaseOptimizer::Linear($o) => $e,
+            BaseOptimizer::Dvfs($o) => $e,
+            BaseOptimizer::Mab($o) => $e,
+            BaseOptimizer::MabJoint($o) => $e,
+            BaseOptimizer::Bayes($o) => $e,
+            BaseOptimizer::Random($o) => $e,
         }
     };
 }
 
-impl Optimizer for AnyOptimizer {
+impl Optimizer for BaseOptimizer {
     fn name(&self) -> &'static str {
         delegate!(self, o => o.name())
     }
@@ -152,8 +172,8 @@ impl Optimizer for AnyOptimizer {
     }
 }
 
-/// The optimizer called `name` (one of [`NAMES`]) for `space`, its random choices
-/// fixed by `seed`, every parameter at its default.
+/// The optimizer called `name` (one of [`NAMES`], with any [`ADDITIONS`]) for
+/// `space`, its random choices fixed by `seed`, every parameter at its default.
 ///
 /// ```
 /// use ecoedge_core::optimizer::{by_name, NameError, Optimizer};
@@ -167,23 +187,59 @@ impl Optimizer for AnyOptimizer {
 /// let mut fixed = by_name("fixed:0,1,8", &space, 0).unwrap();
 /// assert_eq!(fixed.start(&space).indices(), [0, 1, 7, 0]);
 /// assert!(matches!(by_name("sgd", &space, 0), Err(NameError::Unknown(_))));
+/// let grid = by_name("grid+replay+abandon", &space, 0).unwrap();
+/// assert!(grid.assist().replay && grid.assist().abandon);
+/// assert!(by_name("grid+pattern", &space, 0).is_err());
 /// ```
 pub fn by_name(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer, NameError> {
+    let mut parts = name.split('+');
+    let base = parts.next().unwrap_or_default();
+    let (mut assist, mut pattern) = (Assist::default(), false);
+    for addition in parts {
+        match addition {
+            "replay" => assist.replay = true,
+            "abandon" => assist.abandon = true,
+            "pattern" => pattern = true,
+            _ => return Err(NameError::Malformed(ADDITION_FORM)),
+        }
+    }
+    let optimizer = base_by_name(base, space, seed)?;
+    match optimizer {
+        BaseOptimizer::EcoGd(gd) => {
+            let mut settings = *gd.settings();
+            settings.replay |= assist.replay;
+            settings.pattern |= pattern;
+            if assist.abandon && settings.abandon_above.is_none() {
+                settings.abandon_above = EcoGdSettings::default().abandon_above;
+            }
+            let eco = BaseOptimizer::EcoGd(EcoGd::new(settings, seed));
+            Ok(Assisted::new(eco, Assist::default()))
+        }
+        BaseOptimizer::Fixed(_) if !assist.is_none() || pattern => {
+            Err(NameError::Malformed(ADDITION_FORM))
+        }
+        _ if pattern => Err(NameError::Malformed(ADDITION_FORM)),
+        other => Ok(Assisted::new(other, assist)),
+    }
+}
+
+/// The optimizer of a name without additions.
+fn base_by_name(name: &str, space: &Space, seed: u64) -> Result<BaseOptimizer, NameError> {
     let optimizer = match name {
-        "ecogd" => AnyOptimizer::EcoGd(EcoGd::new(EcoGdSettings::default(), seed)),
-        "ecogd:paper" => AnyOptimizer::EcoGd(EcoGd::new(EcoGdSettings::paper(), seed)),
-        "grid" => AnyOptimizer::Grid(Grid::new()),
-        "linear" => AnyOptimizer::Linear(Linear::new(Repeat::Forever)),
-        "linear:once" => AnyOptimizer::Linear(Linear::new(Repeat::OnePass)),
-        "dvfs" => AnyOptimizer::Dvfs(Dvfs::new(DVFS_DEFAULT_BATCH)),
-        "mab" => AnyOptimizer::Mab(Mab::new(MabSettings::default(), seed)),
-        "mab-joint" => AnyOptimizer::MabJoint(MabJoint::new(MabSettings::default(), seed)),
-        "bayes" => AnyOptimizer::Bayes(Bayes::new(BayesSettings::default(), seed)),
-        "random" => AnyOptimizer::Random(RandomSearch::new(seed)),
-        "fixed:max" => AnyOptimizer::Fixed(Fixed::max()),
+        "ecogd" => BaseOptimizer::EcoGd(EcoGd::new(EcoGdSettings::default(), seed)),
+        "ecogd:paper" => BaseOptimizer::EcoGd(EcoGd::new(EcoGdSettings::paper(), seed)),
+        "grid" => BaseOptimizer::Grid(Grid::new()),
+        "linear" => BaseOptimizer::Linear(Linear::new(Repeat::Forever)),
+        "linear:once" => BaseOptimizer::Linear(Linear::new(Repeat::OnePass)),
+        "dvfs" => BaseOptimizer::Dvfs(Dvfs::new(DVFS_DEFAULT_BATCH)),
+        "mab" => BaseOptimizer::Mab(Mab::new(MabSettings::default(), seed)),
+        "mab-joint" => BaseOptimizer::MabJoint(MabJoint::new(MabSettings::default(), seed)),
+        "bayes" => BaseOptimizer::Bayes(Bayes::new(BayesSettings::default(), seed)),
+        "random" => BaseOptimizer::Random(RandomSearch::new(seed)),
+        "fixed:max" => BaseOptimizer::Fixed(Fixed::max()),
         _ => {
             if let Some(spec) = name.strip_prefix("fixed:") {
-                AnyOptimizer::Fixed(Fixed::new(fixed_config(spec, space)?))
+                BaseOptimizer::Fixed(Fixed::new(fixed_config(spec, space)?))
             } else if let Some(batch) = name.strip_prefix("dvfs:") {
                 let batch: u32 = batch.parse().map_err(|_| NameError::Malformed(DVFS_FORM))?;
                 if let Some(dim) = space.position(Knob::Batch) {
@@ -195,7 +251,7 @@ pub fn by_name(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer, Nam
                         }));
                     }
                 }
-                AnyOptimizer::Dvfs(Dvfs::new(batch))
+                BaseOptimizer::Dvfs(Dvfs::new(batch))
             } else {
                 let mut cut = String::new();
                 for ch in name.chars() {

@@ -17,6 +17,14 @@ use crate::workload::{PAPER_SUITE, Workload};
 /// The optimizers compared by default (the paper's set and the oracle).
 pub const DEFAULT_OPTIMIZERS: &str = "ecogd,grid,linear,dvfs,mab,bayes,oracle";
 
+/// The optimizers of `--ablation`: EcoGD as published, each of its additions
+/// alone, all of them; every baseline that learns from costs without and with
+/// the additions that any optimizer can take (`dvfs` leaves the clocks to
+/// governors and never reads a cost, so it has nothing to gain); the oracle.
+pub const ABLATION: &str = "ecogd:paper,ecogd:paper+abandon,ecogd:paper+pattern,ecogd:paper+replay,ecogd,\
+grid,grid+replay+abandon,linear,linear+replay+abandon,dvfs,mab,mab+replay+abandon,\
+bayes,bayes+replay+abandon,oracle";
+
 /// Arguments of `ecoedge compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -32,9 +40,14 @@ pub struct CompareArgs {
     /// A workload (repeatable), instead of or besides a suite.
     #[arg(long)]
     pub workload: Vec<String>,
-    /// Comma-separated optimizers (`oracle` included by default).
+    /// Comma-separated optimizers (`oracle` included by default); a name may
+    /// take EcoGD's additions, e.g. `grid+replay+abandon`.
     #[arg(long, default_value = DEFAULT_OPTIMIZERS)]
     pub optimizers: String,
+    /// Compare EcoGD's additions one by one, and every baseline without and
+    /// with them (instead of --optimizers).
+    #[arg(long, conflicts_with = "optimizers")]
+    pub ablation: bool,
     /// Seed of repeat 0; repeat r uses seed + r for noise, optimizers and
     /// random arrivals. Seeds below 1000 are for development (docs/evaluation.md).
     #[arg(long, default_value_t = 1000)]
@@ -89,11 +102,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         model: args.model.clone(),
         device_model: model.as_ref(),
         setups,
-        optimizers: args
-            .optimizers
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .collect(),
+        optimizers: if args.ablation {
+            ABLATION
+        } else {
+            &args.optimizers
+        }
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect(),
         repeats: args.repeats,
         penalty: Penalty {
             latency: args.penalty_latency,

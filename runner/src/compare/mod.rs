@@ -49,7 +49,9 @@ use crate::sim::model::DeviceModel;
 use crate::sim::named::{optimizer_named, simulate_named};
 use crate::sim::oracle::{best_per_window, best_static, reference_baseline};
 use crate::sim::{SimSetup, Stop, simulate, space_of};
-use results::{BaselineJson, CompareJson, aggregate, headline, headline_text, paired, table};
+use results::{
+    BaselineJson, CompareJson, aggregate, headline, headline_text, paired, summary_table, table,
+};
 
 /// Windows in the rolling mean of the convergence rule.
 const ROLLING: usize = 5;
@@ -418,6 +420,9 @@ pub fn report_text(doc: &CompareJson) -> String {
         text.push_str(&table(&doc.results, &doc.paired, &b.workload));
         text.push('\n');
     }
+    let workloads: Vec<String> = doc.baselines.iter().map(|b| b.workload.clone()).collect();
+    text.push_str(&summary_table(&doc.results, &workloads));
+    text.push('\n');
     if let Some(h) = &doc.headline {
         text.push_str(&headline_text(h));
         text.push('\n');

@@ -442,6 +442,51 @@ pub fn table(results: &[ResultJson], paired: &[Paired], workload: &str) -> Strin
     s
 }
 
+/// One table of every optimizer's overall mean cost on every workload, with
+/// the average over workloads: the ablation at a glance.
+pub fn summary_table(results: &[ResultJson], workloads: &[String]) -> String {
+    let mut s = String::from("### Overall mean cost\n\n| optimizer |");
+    for w in workloads {
+        let _ = write!(s, " {w} |");
+    }
+    s.push_str(" average |\n|---|");
+    s.push_str(&"---|".repeat(workloads.len() + 1));
+    s.push('\n');
+    let mut names: Vec<&str> = Vec::new();
+    for r in results {
+        if !names.contains(&r.optimizer.as_str()) {
+            names.push(&r.optimizer);
+        }
+    }
+    for name in names {
+        let costs: Vec<Option<f64>> = workloads
+            .iter()
+            .map(|w| {
+                results
+                    .iter()
+                    .find(|r| &r.workload == w && r.optimizer == name)
+                    .map(|r| r.overall.mean_cost)
+            })
+            .collect();
+        let _ = write!(s, "| {name} |");
+        for c in &costs {
+            match c {
+                Some(c) => {
+                    let _ = write!(s, " {c:.3} |");
+                }
+                None => s.push_str(" - |"),
+            }
+        }
+        let known: Vec<f64> = costs.iter().flatten().copied().collect();
+        let _ = writeln!(
+            s,
+            " {:.3} |",
+            known.iter().sum::<f64>() / known.len().max(1) as f64
+        );
+    }
+    s
+}
+
 /// The conclusion, with its uncertainty and every loss named.
 pub fn headline_text(h: &Headline) -> String {
     let ci = |e: &Estimate| {

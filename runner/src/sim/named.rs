@@ -23,9 +23,7 @@ pub fn simulate_named(model: &dyn DeviceModel, name: &str, setup: &SimSetup) -> 
     let space = space_of(model, setup)?;
     let optimizer: AnyOptimizer = if name == "oracle" {
         let baseline = oracle::reference_baseline(model, setup)?;
-        AnyOptimizer::Fixed(Fixed::new(
-            oracle::best_static(model, setup, &baseline)?.config,
-        ))
+        Fixed::new(oracle::best_static(model, setup, &baseline)?.config).into()
     } else {
         optimizer_named(name, &space, setup.seed).context("--optimizer")?
     };
