@@ -24,7 +24,7 @@ pub const NAMES: [&str; 13] = [
     "ecogd:paper",
     "grid",
     "linear",
-    "linear:once",
+    "linear:forever",
     "dvfs",
     "dvfs:BATCH",
     "mab",
@@ -96,7 +96,7 @@ pub enum AnyOptimizer {
     EcoGd(EcoGd),
     /// `grid`
     Grid(Grid),
-    /// `linear`, `linear:once`
+    /// `linear`, `linear:forever`
     Linear(Linear),
     /// `dvfs`, `dvfs:BATCH`
     Dvfs(Dvfs),
@@ -173,8 +173,8 @@ pub fn by_name(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer, Nam
         "ecogd" => AnyOptimizer::EcoGd(EcoGd::new(EcoGdSettings::default(), seed)),
         "ecogd:paper" => AnyOptimizer::EcoGd(EcoGd::new(EcoGdSettings::paper(), seed)),
         "grid" => AnyOptimizer::Grid(Grid::new()),
-        "linear" => AnyOptimizer::Linear(Linear::new(Repeat::Forever)),
-        "linear:once" => AnyOptimizer::Linear(Linear::new(Repeat::OnePass)),
+        "linear" => AnyOptimizer::Linear(Linear::new(Repeat::OnePass)),
+        "linear:forever" => AnyOptimizer::Linear(Linear::new(Repeat::Forever)),
         "dvfs" => AnyOptimizer::Dvfs(Dvfs::new(DVFS_DEFAULT_BATCH)),
         "mab" => AnyOptimizer::Mab(Mab::new(MabSettings::default(), seed)),
         "mab-joint" => AnyOptimizer::MabJoint(MabJoint::new(MabSettings::default(), seed)),
