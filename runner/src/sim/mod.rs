@@ -407,6 +407,16 @@ pub fn simulate<O: Optimizer>(
             record.window_closed(&c, ctl.baseline());
             if let Some(config) = c.apply {
                 board.apply(&ctl, config)?;
+            } else if c.window.is_some()
+                && board
+                    .knobs
+                    .iter()
+                    .any(|k| k.governed() != ctl.governed(k.knob()))
+            {
+                // Calibration ended on the config the optimizer starts from
+                // (`dvfs:16`: the maximum clocks and batch): the config is the
+                // same, but its knobs go to the governors now.
+                board.apply(&ctl, ctl.config())?;
             }
             board.replan(now);
         }
