@@ -2,12 +2,12 @@
 //! (25 CPU x 15 GPU x 16 batch levels), driven window by window with hand-made
 //! reports. Seeds are fixed, so every run is reproducible.
 
+use ecoedge_core::load::Service;
 use ecoedge_core::optimizer::{
     AnyOptimizer, Bayes, BayesSettings, Dvfs, EcoGd, EcoGdSettings, Grid, Linear, Mab, MabJoint,
     MabSettings, NAMES, NameError, Optimizer, RandomSearch, Repeat, by_name,
 };
 use ecoedge_core::space::{Config, ConfigError, Dimension, Knob, Space};
-use ecoedge_core::load::Service;
 use ecoedge_core::window::WindowReport;
 
 const CPU_KHZ: [u32; 25] = [
@@ -415,7 +415,13 @@ fn linear_sweeps_batch_then_cpu_then_gpu_from_the_best() {
         // Three lines: the base, then every level below it (the base is the
         // top level of every knob at first).
         let lines: usize = 16 + 25 + 15;
-        let run = drive(&mut linear, &space, lines as u32 + 40, |_, c| f(c), |_, _| {});
+        let run = drive(
+            &mut linear,
+            &space,
+            lines as u32 + 40,
+            |_, c| f(c),
+            |_, _| {},
+        );
         let line = |from: usize, len: usize| &run[from..from + len];
         // Batch: CPU and GPU at maximum, from batch 16 down.
         for (i, w) in line(0, 16).iter().enumerate() {
@@ -488,8 +494,16 @@ fn linear_never_walks_past_a_config_that_cannot_keep_up() {
     expected.push(cfg(16, 14, 10));
     expected.extend((0..14).rev().map(|g| cfg(16, g, 10)));
     assert_eq!(&configs[..expected.len()], &expected[..]);
-    assert!(configs[expected.len()..].iter().all(|&c| c == cfg(16, 9, 10)));
-    assert_eq!(linear.overloads(), 2, "one overloaded window per blocked walk");
+    assert!(
+        configs[expected.len()..]
+            .iter()
+            .all(|&c| c == cfg(16, 9, 10))
+    );
+    assert_eq!(
+        linear.overloads(),
+        2,
+        "one overloaded window per blocked walk"
+    );
     assert!(linear.done());
     // For ever: no line ever measures more than one overloaded config, and the
     // base never becomes one.

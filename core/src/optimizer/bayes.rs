@@ -489,16 +489,14 @@ impl Bayes {
                 // The oldest, never the incumbent; configs that could not keep
                 // up go last: measuring one again is the dearest mistake.
                 let keep = self.incumbent_slot();
-                let Some(victim) = (0..self.len)
-                    .filter(|&i| Some(i) != keep)
-                    .min_by_key(|&i| {
-                        let over = self.overloaded.get(i).copied().unwrap_or(false);
-                        (over, self.last_seen.get(i).copied().unwrap_or(0))
-                    })
-                else {
+                let Some(victim) = (0..self.len).filter(|&i| Some(i) != keep).min_by_key(|&i| {
+                    let over = self.overloaded.get(i).copied().unwrap_or(false);
+                    (over, self.last_seen.get(i).copied().unwrap_or(0))
+                }) else {
                     return;
                 };
-                if let (Some(s), Some(n)) = (self.log_sums.get_mut(victim), self.counts.get_mut(victim))
+                if let (Some(s), Some(n)) =
+                    (self.log_sums.get_mut(victim), self.counts.get_mut(victim))
                 {
                     (*s, *n) = (0.0, 0);
                 }
@@ -676,7 +674,12 @@ impl Bayes {
             }
         }
         let mean = logs.iter().take(n).sum::<f64>() / n as f64;
-        let var = logs.iter().take(n).map(|y| (y - mean) * (y - mean)).sum::<f64>() / n as f64;
+        let var = logs
+            .iter()
+            .take(n)
+            .map(|y| (y - mean) * (y - mean))
+            .sum::<f64>()
+            / n as f64;
         let std = if var > 1e-24 { sqrt(var) } else { 1.0 };
         let mut z = [0.0; OBSERVATIONS];
         for (z, l) in z.iter_mut().zip(&logs).take(n) {
@@ -1093,8 +1096,16 @@ impl Screen {
         // The one-observation bound `k_j^2 / (1 + noise_j)` holds with the
         // largest noise for every `j`; the smallest noise gives the largest
         // `||L^-1||`, so the solve margin takes that one.
-        let noise = bayes.noise.iter().take(n).fold(NOISE_FLOOR, |a, &b| a.max(b));
-        let least_noise = bayes.noise.iter().take(n).fold(f64::INFINITY, |a, &b| a.min(b));
+        let noise = bayes
+            .noise
+            .iter()
+            .take(n)
+            .fold(NOISE_FLOOR, |a, &b| a.max(b));
+        let least_noise = bayes
+            .noise
+            .iter()
+            .take(n)
+            .fold(f64::INFINITY, |a, &b| a.min(b));
         let mean_floor = 1e-300 * (self.weight_sum + 1.0);
         let solve_margin = TABLE_MARGIN * (1.0 + 1.0 / sqrt(least_noise.max(NOISE_FLOOR)));
         // Offsets of the leading dimensions (all but the last), odometer order.
@@ -1637,8 +1648,11 @@ mod tests {
             .unwrap()
             .with_lower_limit(4)
             .unwrap();
-        let space = Space::new(&[cpu, Dimension::batch(16).unwrap().with_lower_limit(3).unwrap()])
-            .unwrap();
+        let space = Space::new(&[
+            cpu,
+            Dimension::batch(16).unwrap().with_lower_limit(3).unwrap(),
+        ])
+        .unwrap();
         let run = |seed| {
             let mut bayes = Bayes::new(BayesSettings::default(), seed);
             let mut config = bayes.start(&space);
