@@ -242,7 +242,8 @@ pub struct Completion {
     pub energy_j: f64,
     /// The window this batch closed, if any.
     pub window: Option<WindowReport>,
-    /// The config to apply before the next batch, when it changes.
+    /// The config to apply before the next batch, when it changes, and when
+    /// calibration ends for an optimizer that hands knobs to the governors.
     pub apply: Option<Config>,
 }
 
@@ -530,9 +531,20 @@ impl<T, O: Optimizer, const B: usize, const A: usize> Controller<T, O, B, A> {
             }
             if self.window.is_full() {
                 // A window holds at least one batch, so at most one closes here.
+                let calibrating = matches!(self.state, State::Calibrating { .. });
                 let (report, next) = self.close_window(now)?;
                 completion.window = Some(report);
-                if next != self.config {
+                // Calibration pinned every knob; an optimizer that leaves some
+                // to the governors (`dvfs`) must get them even when its first
+                // config is the calibrated one.
+                let handover = calibrating
+                    && matches!(self.state, State::Optimizing { .. })
+                    && self
+                        .space
+                        .dims()
+                        .iter()
+                        .any(|d| self.optimizer.governed(d.knob()));
+                if next != self.config || handover {
                     self.config = next;
                     completion.apply = Some(next);
                 }

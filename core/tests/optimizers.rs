@@ -2,6 +2,7 @@
 //! (25 CPU x 15 GPU x 16 batch levels), driven window by window with hand-made
 //! reports. Seeds are fixed, so every run is reproducible.
 
+use ecoedge_core::load::Service;
 use ecoedge_core::optimizer::{
     BaseOptimizer, Bayes, BayesSettings, Dvfs, EcoGd, EcoGdSettings, Grid, Linear, Mab, MabJoint,
     MabSettings, NAMES, NameError, Optimizer, RandomSearch, Repeat, by_name,
@@ -406,37 +407,145 @@ fn grid_measures_every_other_level_then_keeps_the_best() {
 }
 
 #[test]
-fn linear_sweeps_batch_then_cpu_then_gpu() {
+fn linear_sweeps_batch_then_cpu_then_gpu_from_the_best() {
     let space = xavier();
     let f = bowl(cfg(16, 9, 10), 0.6);
     for repeat in [Repeat::OnePass, Repeat::Forever] {
         let mut linear = Linear::new(repeat);
-        let run = drive(&mut linear, &space, 56 + 40, |_, c| f(c), |_, _| {});
+        // Three lines: the base, then every level below it (the base is the
+        // top level of every knob at first).
+        let lines: usize = 16 + 25 + 15;
+        let run = drive(
+            &mut linear,
+            &space,
+            lines as u32 + 40,
+            |_, c| f(c),
+            |_, _| {},
+        );
         let line = |from: usize, len: usize| &run[from..from + len];
-        // Batch: CPU and GPU at maximum.
+        // Batch: CPU and GPU at maximum, from batch 16 down.
         for (i, w) in line(0, 16).iter().enumerate() {
-            assert_eq!(w.config, cfg(24, 14, i));
+            assert_eq!(w.config, cfg(24, 14, 15 - i));
         }
-        // CPU at the best batch of that line, then GPU at the best CPU.
+        // CPU at the best batch of that line, from the base down.
         for (i, w) in line(16, 25).iter().enumerate() {
-            assert_eq!(w.config, cfg(i, 14, 10));
+            assert_eq!(w.config, cfg(24 - i, 14, 10));
         }
         for (i, w) in line(41, 15).iter().enumerate() {
-            assert_eq!(w.config, cfg(16, i, 10));
+            assert_eq!(w.config, cfg(16, 14 - i, 10));
         }
         match repeat {
             Repeat::OnePass => {
-                assert!(run[56..].iter().all(|w| w.config == cfg(16, 9, 10)));
+                assert!(run[lines..].iter().all(|w| w.config == cfg(16, 9, 10)));
                 assert!(linear.done());
             }
             Repeat::Forever => {
-                for (i, w) in line(56, 16).iter().enumerate() {
-                    assert_eq!(w.config, cfg(16, 9, i), "the batch sweep again");
-                }
+                // The batch line again: the base, down to batch 1, then up.
+                let again: Vec<Config> = line(lines, 16).iter().map(|w| w.config).collect();
+                let mut expected = vec![cfg(16, 9, 10)];
+                expected.extend((0..10).rev().map(|b| cfg(16, 9, b)));
+                expected.extend((11..16).map(|b| cfg(16, 9, b)));
+                assert_eq!(again, expected, "the batch sweep again, from the best");
                 assert_eq!(linear.sweeps(), 4);
             }
         }
     }
+}
+
+/// Drives linear search where a config keeps up only with batches of at least 6
+/// and a CPU index of at least 10 (utilisation is decided by the reports'
+/// service figures), on the bowl; overloaded configs cost 50.
+fn linear_with_overload(repeat: Repeat, windows: u32) -> (Linear, Vec<Window>) {
+    let space = xavier();
+    let f = bowl(cfg(16, 9, 10), 0.6);
+    let keeps_up = |c: &Config| c.index(BATCH) >= 5 && c.index(CPU) >= 10;
+    let mut linear = Linear::new(repeat);
+    let mut config = linear.start(&space);
+    let mut run = Vec::new();
+    for w in 1..=windows {
+        let cost = if keeps_up(&config) { f(&config) } else { 50.0 };
+        run.push(Window { config, cost });
+        let mut r = WindowReport::measured(w, config, cost, 20.0);
+        // 20 requests a second; a batch takes 0.04 s per request when the config
+        // keeps up, 0.06 s when it does not.
+        let per_request = if keeps_up(&config) { 0.04 } else { 0.06 };
+        let batch = space.batch_size(&config) as f64;
+        r.service = Some(Service {
+            fixed_s: per_request * batch,
+            per_request_s: 0.0,
+            active_w: 10.0,
+            idle_w: Some(5.0),
+        });
+        config = linear.step(&space, &r);
+    }
+    (linear, run)
+}
+
+#[test]
+fn linear_never_walks_past_a_config_that_cannot_keep_up() {
+    let (linear, run) = linear_with_overload(Repeat::OnePass, 200);
+    let configs: Vec<Config> = run.iter().map(|w| w.config).collect();
+    // Batch line: 16 down to 6 keep up, batch 5 does not: the walk stops there.
+    let mut expected: Vec<Config> = (4..16).rev().map(|b| cfg(24, 14, b)).collect();
+    // CPU line from the best batch (index 10): down to index 10, 9 is overloaded.
+    expected.push(cfg(24, 14, 10));
+    expected.extend((9..24).rev().map(|c| cfg(c, 14, 10)));
+    // GPU line from the best CPU (index 16): every level keeps up.
+    expected.push(cfg(16, 14, 10));
+    expected.extend((0..14).rev().map(|g| cfg(16, g, 10)));
+    assert_eq!(&configs[..expected.len()], &expected[..]);
+    assert!(
+        configs[expected.len()..]
+            .iter()
+            .all(|&c| c == cfg(16, 9, 10))
+    );
+    assert_eq!(
+        linear.overloads(),
+        2,
+        "one overloaded window per blocked walk"
+    );
+    assert!(linear.done());
+    // For ever: no line ever measures more than one overloaded config, and the
+    // base never becomes one.
+    let (linear, run) = linear_with_overload(Repeat::Forever, 600);
+    let overloaded = run.iter().filter(|w| w.cost == 50.0).count() as u32;
+    assert_eq!(overloaded, linear.overloads());
+    assert!(overloaded <= linear.sweeps() + 1, "{overloaded}");
+    assert!(linear.base().index(BATCH) >= 5 && linear.base().index(CPU) >= 10);
+}
+
+#[test]
+fn linear_is_deterministic_and_stays_within_limits() {
+    let cpu = Dimension::new(Knob::Cpu, &CPU_KHZ)
+        .unwrap()
+        .with_lower_limit(4)
+        .unwrap();
+    let gpu = Dimension::new(Knob::Gpu, &GPU_HZ)
+        .unwrap()
+        .with_lower_limit(4)
+        .unwrap();
+    let batch = Dimension::batch(16).unwrap().with_lower_limit(3).unwrap();
+    let limited = Space::new(&[cpu, gpu, batch]).unwrap();
+    let f = bowl(cfg(2, 9, 1), 0.6);
+    let runs: Vec<Vec<Config>> = (0..2)
+        .map(|_| {
+            let mut noise = Noise(5);
+            let mut linear = Linear::new(Repeat::Forever);
+            // `drive` asserts every config is within the limits.
+            drive(
+                &mut linear,
+                &limited,
+                300,
+                |_, c| f(c) * noise.factor(0.05),
+                |_, _| {},
+            )
+            .iter()
+            .map(|w| w.config)
+            .collect()
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1]);
+    assert!(std::mem::size_of::<Linear>() <= 64);
 }
 
 #[test]
@@ -532,7 +641,7 @@ fn names_build_every_optimizer() {
     assert!(dvfs.governed(Knob::Gpu));
     assert_eq!(space.batch_size(&dvfs.start(&space)), 8);
     assert!(
-        by_name("linear:once", &space, 0)
+        by_name("linear:forever", &space, 0)
             .is_ok_and(|o| matches!(o.inner(), BaseOptimizer::Linear(_)))
     );
     // The same seed gives the same run.
@@ -671,7 +780,7 @@ fn bad_names_are_typed_errors() {
     assert!(matches!(&unknown, NameError::Unknown(n) if n.as_str() == "sgd"));
     assert_eq!(
         unknown.to_string(),
-        "unknown optimizer `sgd` (expected one of: ecogd, ecogd:paper, grid, linear, linear:once, \
+        "unknown optimizer `sgd` (expected one of: ecogd, ecogd:paper, grid, linear, linear:forever, \
          dvfs, dvfs:BATCH, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH, fixed:max), \
          each optionally with +replay, +abandon"
     );

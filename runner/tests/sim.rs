@@ -138,6 +138,37 @@ fn dvfs_governors_lower_idle_power_at_light_load() {
     );
 }
 
+/// `dvfs:16` starts from the calibration config (every knob at its maximum,
+/// batch 16): the config does not change when calibration ends, but the clocks
+/// must still go to the governors.
+#[test]
+fn dvfs_at_the_calibration_batch_still_hands_clocks_to_the_governors() {
+    let m = resnet();
+    let s = setup("fixed:90ms", Stop::Windows(6));
+    let space = space_of(&m, &s).unwrap();
+    let dvfs = simulate(&m, by_name("dvfs:16", &space, 1).unwrap(), &s).unwrap();
+    let pinned = fixed(&m, [24, 14, 15], &s);
+    let b = Baseline::new(1.0, 1.0).unwrap();
+    let after = |o: &Outcome| {
+        PhaseStats::of(
+            o.served.iter().filter(|r| r.window >= 2),
+            &b,
+            Alpha::default(),
+            0,
+        )
+    };
+    let (d, p) = (after(&dvfs), after(&pinned));
+    assert!(
+        d.mean_energy_j < 0.9 * p.mean_energy_j,
+        "dvfs:16 {} J vs pinned {} J",
+        d.mean_energy_j,
+        p.mean_energy_j
+    );
+    // The run ends as a batch completes, when the governors have ramped the
+    // clocks up for it: the final config is theirs, often the maximum.
+    assert_eq!(space.batch_size(&dvfs.final_config), 16);
+}
+
 #[test]
 fn frequency_transitions_are_charged() {
     let m = resnet();

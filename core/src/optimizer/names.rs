@@ -27,7 +27,7 @@ pub const NAMES: [&str; 13] = [
     "ecogd:paper",
     "grid",
     "linear",
-    "linear:once",
+    "linear:forever",
     "dvfs",
     "dvfs:BATCH",
     "mab",
@@ -116,7 +116,7 @@ pub enum BaseOptimizer {
     EcoGd(EcoGd),
     /// `grid`
     Grid(Grid),
-    /// `linear`, `linear:once`
+    /// `linear`, `linear:forever`
     Linear(Linear),
     /// `dvfs`, `dvfs:BATCH`
     Dvfs(Dvfs),
@@ -229,8 +229,8 @@ fn base_by_name(name: &str, space: &Space, seed: u64) -> Result<BaseOptimizer, N
         "ecogd" => BaseOptimizer::EcoGd(EcoGd::new(EcoGdSettings::default(), seed)),
         "ecogd:paper" => BaseOptimizer::EcoGd(EcoGd::new(EcoGdSettings::paper(), seed)),
         "grid" => BaseOptimizer::Grid(Grid::new()),
-        "linear" => BaseOptimizer::Linear(Linear::new(Repeat::Forever)),
-        "linear:once" => BaseOptimizer::Linear(Linear::new(Repeat::OnePass)),
+        "linear" => BaseOptimizer::Linear(Linear::new(Repeat::OnePass)),
+        "linear:forever" => BaseOptimizer::Linear(Linear::new(Repeat::Forever)),
         "dvfs" => BaseOptimizer::Dvfs(Dvfs::new(DVFS_DEFAULT_BATCH)),
         "mab" => BaseOptimizer::Mab(Mab::new(MabSettings::default(), seed)),
         "mab-joint" => BaseOptimizer::MabJoint(MabJoint::new(MabSettings::default(), seed)),

@@ -52,7 +52,7 @@ pub struct ServiceArgs {
     /// while ResNet-50 at that rate needs the Jetson's GPU.
     #[arg(long, default_value = "bert-tiny")]
     pub model: String,
-    /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, dvfs, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
+    /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, linear:forever, dvfs, dvfs:BATCH, mab, mab-joint, bayes, random, fixed:CPU,GPU,BATCH or fixed:max.
     #[arg(long, default_value = "ecogd")]
     pub optimizer: String,
     /// Seed of the arrivals, the optimizer and the synthetic inputs.

@@ -25,7 +25,7 @@ pub struct SimArgs {
     /// Workload, e.g. fixed:50ms, bursty:10@500ms, poisson:20, trace:twitter, file:PATH.
     #[arg(long, default_value = "fixed:50ms")]
     pub workload: String,
-    /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, dvfs, mab, mab-joint, bayes, random, oracle, fixed:CPU,GPU,BATCH or fixed:max.
+    /// Optimizer: ecogd, ecogd:paper (the original algorithm), grid, linear, linear:forever, dvfs, dvfs:BATCH, mab, mab-joint, bayes, random, oracle, fixed:CPU,GPU,BATCH or fixed:max.
     #[arg(long, default_value = "ecogd")]
     pub optimizer: String,
     /// Stop after this many windows (default 1000 for synthetic workloads).

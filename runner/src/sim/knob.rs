@@ -151,14 +151,24 @@ pub mod period {
     pub const GPU_US: u64 = 50_000;
 }
 
-/// schedutil-like CPU governor: `f = 1.25 * f_max * util`, the lowest level at or
-/// above it (the kernel's formula with frequency-invariant utilisation).
-pub fn schedutil(levels: &[u32], util: f64) -> usize {
-    let f_max = *levels.last().unwrap_or(&0) as f64;
-    let target = 1.25 * f_max * util.clamp(0.0, 1.0);
+/// schedutil-like CPU governor: the next level from the *current* one and the
+/// utilisation of the last period, as the kernel's `get_next_freq` does for
+/// utilisation that is not frequency-invariant: `f = 1.25 * f_cur * util`, the
+/// lowest level at or above it (1.25: the tipping point at 80 % busy).
+///
+/// The simulator's utilisation is the busy share of the period at the clock
+/// that ran it (raw, not scaled to the maximum clock), so the kernel's other
+/// form, `1.25 * f_max * util` for frequency-invariant utilisation, would ask
+/// for too high a clock whenever the CPU runs below its maximum: 50 % busy at
+/// the lowest clock is not 50 % of the top clock's capacity.
+pub fn schedutil(levels: &[u32], current: usize, util: f64) -> usize {
+    let Some(&f_cur) = levels.get(current).or(levels.last()) else {
+        return 0;
+    };
+    let target = 1.25 * f64::from(f_cur) * util.clamp(0.0, 1.0);
     levels
         .iter()
-        .position(|&f| f as f64 >= target)
+        .position(|&f| f64::from(f) >= target)
         .unwrap_or(levels.len().saturating_sub(1))
 }
 
@@ -229,11 +239,18 @@ mod tests {
     }
 
     #[test]
-    fn schedutil_picks_headroom_above_utilisation() {
+    fn schedutil_scales_the_current_frequency() {
         let levels = [100, 200, 300, 400];
-        assert_eq!(schedutil(&levels, 0.0), 0);
-        assert_eq!(schedutil(&levels, 0.5), 2); // 1.25 * 400 * 0.5 = 250 -> 300
-        assert_eq!(schedutil(&levels, 1.0), 3);
+        assert_eq!(schedutil(&levels, 3, 0.0), 0);
+        assert_eq!(schedutil(&levels, 3, 0.5), 2); // 1.25 * 400 * 0.5 = 250 -> 300
+        assert_eq!(schedutil(&levels, 3, 1.0), 3);
+        // Half busy at 200 is 125 worth of work: the lowest level above it.
+        assert_eq!(schedutil(&levels, 1, 0.5), 1); // 1.25 * 200 * 0.5 = 125 -> 200
+        assert_eq!(schedutil(&levels, 1, 0.3), 0); // 75 -> 100
+        // Fully busy: one step of 25 % at a time, as the kernel ramps.
+        assert_eq!(schedutil(&levels, 0, 1.0), 1); // 125 -> 200
+        assert_eq!(schedutil(&levels, 2, 1.0), 3); // 375 -> 400
+        assert_eq!(schedutil(&[], 0, 1.0), 0);
     }
 
     #[test]

@@ -269,7 +269,8 @@ impl SimBoard<'_> {
             let util = self.busy_cpu_us as f64 / period::CPU_US as f64;
             self.busy_cpu_us = 0;
             if cpu.governed() {
-                cpu.govern(schedutil(cpu.levels(), util));
+                let next = schedutil(cpu.levels(), cpu.level(), util);
+                cpu.govern(next);
             }
             self.next_cpu_tick = now.saturating_add(period::CPU_US);
         }
@@ -436,10 +437,17 @@ pub fn simulate<O: Optimizer>(
             }
         }
     }
+    // A governed knob's level is the governor's: report what it ran last.
+    let mut final_config = ctl.config();
+    for knob in board.knobs.iter().filter(|k| k.governed()) {
+        if let Some(dim) = space.position(knob.knob()) {
+            final_config = final_config.with(dim, knob.level());
+        }
+    }
     Ok(record.finish(Ending {
         space,
         arrived,
-        final_config: ctl.config(),
+        final_config,
         baseline: ctl.baseline(),
         end: Instant::from_micros(now),
     }))
