@@ -154,7 +154,7 @@ fn dvfs_at_the_calibration_batch_still_hands_clocks_to_the_governors() {
             o.served.iter().filter(|r| r.window >= 2),
             &b,
             Alpha::default(),
-            0,
+            Unserved::default(),
         )
     };
     let (d, p) = (after(&dvfs), after(&pinned));

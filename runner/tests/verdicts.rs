@@ -40,7 +40,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use ecoedge_core::cost::EnergyScope;
-use ecoedge_runner::compare::RunFigures;
+use ecoedge_runner::compare::{Penalty, RunFigures};
 use ecoedge_runner::sim::model::{DnnKind, XavierNx};
 use ecoedge_runner::sim::named::simulate_named;
 use ecoedge_runner::sim::oracle::{best_static, reference_baseline};
@@ -144,7 +144,9 @@ fn verdicts() -> &'static Verdicts {
                 };
                 let out = simulate_named(&model, name, &setup).unwrap();
                 let baseline = setup.settings.baseline.unwrap();
-                let figures = RunFigures::of(&out, &baseline, setup.settings.window.alpha);
+                let alpha = setup.settings.window.alpha;
+                let penalty = Penalty::default().cost(&baseline, alpha);
+                let figures = RunFigures::of(&out, &baseline, alpha, penalty);
                 (w, o, figures, t.elapsed().as_secs_f64())
             })
             .collect();
