@@ -141,6 +141,20 @@ impl Tensor {
         })
     }
 
+    /// The first `rows` slices along the first axis (all of them at most).
+    pub fn head(&self, rows: usize) -> Tensor {
+        let rows = rows.min(self.shape.first().copied().unwrap_or(0));
+        let mut shape = self.shape.clone();
+        if let Some(first) = shape.first_mut() {
+            *first = rows;
+        }
+        Tensor {
+            datatype: self.datatype,
+            shape,
+            data: self.data[..rows * self.row_bytes()].to_vec(),
+        }
+    }
+
     /// Bytes of one slice along the first axis.
     pub fn row_bytes(&self) -> usize {
         self.shape.iter().skip(1).product::<usize>() * self.datatype.size()
@@ -168,6 +182,17 @@ impl TensorSpec {
                 .chain(self.shape.iter().map(|&d| d as i64))
                 .collect(),
         }
+    }
+}
+
+impl fmt::Display for TensorSpec {
+    /// `input_ids: INT64[N, 128]`: N is the batch.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}[N", self.name, self.datatype)?;
+        for d in &self.shape {
+            write!(f, ", {d}")?;
+        }
+        f.write_str("]")
     }
 }
 
