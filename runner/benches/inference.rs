@@ -23,13 +23,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
+use common::{bench_inputs, env_list, thread_counts, time};
 use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::by_name;
 use ecoedge_core::window::WindowSettings;
 use ecoedge_models::Builtin;
 use ecoedge_runner::board::{BoardChoice, LinuxBoard};
-use common::{bench_inputs, env_list, thread_counts, time};
 use ecoedge_runner::inference::{DataType, Engine, PlanMode, TractEngine, TractOptions};
 use ecoedge_runner::knobs::{KnobSet, LowerLimits};
 use ecoedge_runner::record::Recorder;

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""onnxruntime as the peer of the tract figures: the same ONNX files, batch
-sizes and thread counts as `cargo bench -p ecoedge-runner --bench inference`.
+"""onnxruntime's Python API as the peer of the Rust figures: the same ONNX
+files, inputs, batch sizes and thread counts as the Rust bench whose JSON it
+reads:
 
-Reads that bench's `target/ecoedge-bench.json`, times each (model, threads,
-batch) row under onnxruntime (intra-op threads = tract's thread count, one
-inter-op thread, sequential execution, all graph optimisations; one warm-up,
-then the median of as many runs as fit ECOEDGE_BENCH_SECONDS, at least 3) and
-prints a markdown table with tract's time over onnxruntime's.
+- `target/ecoedge-engines.json` (`cargo bench -p ecoedge-runner --bench
+  engines`, the default): the ort engine and tract against onnxruntime Python;
+- `target/ecoedge-bench.json` (`--bench inference`): tract's exact plans
+  against onnxruntime Python.
 
-    pip install onnxruntime numpy
-    python3 runner/benches/ort_bench.py [target/ecoedge-bench.json]
+Each (model, threads, batch) row is timed under onnxruntime (intra-op threads =
+the row's thread count, one inter-op thread, sequential execution, all graph
+optimisations, CPU provider; one warm-up, then the median of as many runs as fit
+ECOEDGE_BENCH_SECONDS, at least 3) and a markdown table gives the ratios.
+
+    bash .ci/pyenv.sh   # target/pyenv: onnxruntime and numpy from PyPI
+    target/pyenv/bin/python runner/benches/ort_bench.py [JSON]
 """
 import glob
 import json
@@ -29,23 +34,30 @@ def cache_dir():
     return os.path.join(os.path.expanduser("~"), ".cache", "ecoedge")
 
 
-def model_file(name):
+def model_file(row):
+    if row.get("file"):
+        return row["file"]
+    name = row["model"]
     files = sorted(glob.glob(os.path.join(cache_dir(), f"{name}-g*.onnx")))
     if not files:
-        sys.exit(f"error: no cached {name} model in {cache_dir()}: run the tract bench first")
+        sys.exit(f"error: no cached {name} model in {cache_dir()}: run the Rust bench first")
     return files[-1]
 
 
 def inputs(session, batch):
-    """The same inputs as the tract bench: features 0.5, ids below 1000, masks of ones."""
+    """The same inputs as the Rust benches (runner/benches/common/mod.rs):
+    features 0.5, token ids (i * 7919) % 1000, masks of ones, token types of zeros."""
     feed = {}
     for i in session.get_inputs():
         shape = [batch] + [int(d) for d in i.shape[1:]]
         n = int(np.prod(shape))
+        name = i.name.lower()
         if i.type == "tensor(float)":
             feed[i.name] = np.full(shape, 0.5, dtype=np.float32)
-        elif "mask" in i.name.lower():
+        elif "mask" in name:
             feed[i.name] = np.ones(shape, dtype=np.int64)
+        elif "type" in name or "segment" in name:
+            feed[i.name] = np.zeros(shape, dtype=np.int64)
         else:
             feed[i.name] = ((np.arange(n, dtype=np.int64) * 7919) % 1000).reshape(shape)
     return feed
@@ -65,13 +77,20 @@ def median_s(run, budget):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join("target", "ecoedge-bench.json")
+    default = os.path.join("target", "ecoedge-engines.json")
+    path = sys.argv[1] if len(sys.argv) > 1 else default
     with open(path) as f:
-        rows = [r for r in json.load(f) if "batch" in r and "exact_ms" in r]
+        rows = [r for r in json.load(f) if "batch" in r]
+    engines = bool(rows) and "ort_ms" in rows[0]
     budget = float(os.environ.get("ECOEDGE_BENCH_SECONDS", "3"))
-    print(f"onnxruntime {ort.__version__}")
-    print("| model | threads | batch | tract ms | onnxruntime ms | tract / ort |")
-    print("|---|---|---|---|---|---|")
+    print(f"onnxruntime {ort.__version__} (Python), {path}")
+    if engines:
+        print("| model | threads | batch | onnxruntime Python ms | ort engine ms | ort / Python "
+              "| ort per-batch ms | tract ms | tract / Python |")
+        print("|---|---|---|---|---|---|---|---|---|")
+    else:
+        print("| model | threads | batch | tract ms | onnxruntime ms | tract / ort |")
+        print("|---|---|---|---|---|---|")
     sessions = {}
     for r in rows:
         key = (r["model"], r["threads"])
@@ -82,13 +101,18 @@ def main():
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             sessions[key] = ort.InferenceSession(
-                model_file(r["model"]), opts, providers=["CPUExecutionProvider"]
+                model_file(r), opts, providers=["CPUExecutionProvider"]
             )
         s = sessions[key]
         feed = inputs(s, r["batch"])
         ms = median_s(lambda: s.run(None, feed), budget) * 1e3
-        tract = r["exact_ms"]
-        print(f"| {r['model']} | {r['threads']} | {r['batch']} | {tract:.2f} | {ms:.2f} | {tract / ms:.2f} |")
+        if engines:
+            print(f"| {r['model']} | {r['threads']} | {r['batch']} | {ms:.2f} | {r['ort_ms']:.2f} "
+                  f"| {r['ort_ms'] / ms:.2f} | {r['ort_per_batch_ms']:.2f} | {r['tract_ms']:.2f} "
+                  f"| {r['tract_ms'] / ms:.2f} |")
+        else:
+            tract = r["exact_ms"]
+            print(f"| {r['model']} | {r['threads']} | {r['batch']} | {tract:.2f} | {ms:.2f} | {tract / ms:.2f} |")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,12 @@ fn caller_inputs_that_do_not_fit_are_refused() {
         data: vec![0; 10],
     };
     assert!(refused(&mut e, short).contains("(10 bytes) does not fit"));
-    assert!(e.infer(&[]).unwrap_err().to_string().contains("0 inputs given"));
+    assert!(
+        e.infer(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("0 inputs given")
+    );
 }
 
 #[test]

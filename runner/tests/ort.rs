@@ -81,7 +81,10 @@ fn assert_close(what: &str, a: &Tensor, b: &Tensor) {
     assert_eq!((a.datatype, &a.shape), (b.datatype, &b.shape), "{what}");
     let (a, b) = (a.to_f32().unwrap(), b.to_f32().unwrap());
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(scale > 0.0, "{what}: all zeros");
     assert!(
         worst <= 1e-4 * scale,
@@ -196,7 +199,10 @@ fn per_batch_sessions_match_the_dynamic_one() {
     let mut dynamic = ort(&path, 3, PlanMode::Symbolic);
     let mut exact = ort(&path, 3, PlanMode::PerBatch);
     let inputs = synthesise(dynamic.inputs(), 3, 5).unwrap();
-    let (a, b) = (dynamic.infer(&inputs).unwrap(), exact.infer(&inputs).unwrap());
+    let (a, b) = (
+        dynamic.infer(&inputs).unwrap(),
+        exact.infer(&inputs).unwrap(),
+    );
     for (x, y) in a.iter().zip(&b) {
         assert_close("per-batch against dynamic", x, y);
     }
@@ -257,7 +263,10 @@ fn run_with_the_ort_engine_serves_every_request() {
     let out = ecoedge(
         dir.path(),
         Some(&lib),
-        &run_args(dir.path(), &["--engine", "ort", "--ep", "cpu", "--threads", "2"]),
+        &run_args(
+            dir.path(),
+            &["--engine", "ort", "--ep", "cpu", "--threads", "2"],
+        ),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -300,7 +309,10 @@ fn a_bad_library_is_one_error_line() {
         Some(&missing),
         &run_args(dir.path(), &["--engine", "ort"]),
     );
-    assert_one_error_line(&out, "no such file; install one with `pip install onnxruntime`");
+    assert_one_error_line(
+        &out,
+        "no such file; install one with `pip install onnxruntime`",
+    );
     // A file that is not ONNX Runtime (not even a library).
     let bogus = dir.path().join("libonnxruntime.so");
     std::fs::write(&bogus, "not a library").unwrap();
@@ -309,7 +321,10 @@ fn a_bad_library_is_one_error_line() {
         Some(&bogus),
         &run_args(dir.path(), &["--engine", "ort"]),
     );
-    assert_one_error_line(&out, &format!("cannot load ONNX Runtime from {}", bogus.display()));
+    assert_one_error_line(
+        &out,
+        &format!("cannot load ONNX Runtime from {}", bogus.display()),
+    );
 }
 
 #[test]
@@ -395,7 +410,12 @@ fn serve_with_the_ort_engine_answers_and_drains() {
     let _ = stderr.read_to_string(&mut rest);
     assert!(status.success(), "{seen}{rest}");
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let s: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert_eq!(s["requests"]["served"], 2, "{s}");
 }

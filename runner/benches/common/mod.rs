@@ -22,7 +22,9 @@ pub fn bench_inputs(specs: &[InputSpec], batch: usize) -> Result<Vec<Tensor>> {
                 (DataType::I64, _) => (0..n as i64)
                     .flat_map(|i| ((i * 7919) % 1000).to_le_bytes())
                     .collect(),
-                (other, _) => return Err(anyhow!("input {}: no bench input of {other}", spec.name)),
+                (other, _) => {
+                    return Err(anyhow!("input {}: no bench input of {other}", spec.name));
+                }
             };
             Tensor::new(spec.datatype, shape, data)
         })
@@ -69,6 +71,12 @@ pub fn thread_counts() -> Result<Vec<usize>> {
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     env_list("ECOEDGE_BENCH_THREADS", "1,ALL")
         .iter()
-        .map(|t| if t == "ALL" { Ok(all) } else { t.parse().map_err(Into::into) })
+        .map(|t| {
+            if t == "ALL" {
+                Ok(all)
+            } else {
+                t.parse().map_err(Into::into)
+            }
+        })
         .collect()
 }

@@ -90,11 +90,16 @@ impl OrtEngine {
                     .with_dimension_override(name, batch as i64)
                     .map_err(|e| anyhow!("{e}"))?;
             }
-            commit(with_providers(builder, &providers, options.ep)?, path, options.ep)
+            commit(
+                with_providers(builder, &providers, options.ep)?,
+                path,
+                options.ep,
+            )
         };
         // The dynamic session tells the signature; auto and symbolic keep it.
         let first = session(None).map_err(|e| anyhow!("{shown}: {}", brief(&e)))?;
-        let (inputs, symbol) = inspect_inputs(first.inputs(), &kinds).with_context(|| shown.to_string())?;
+        let (inputs, symbol) =
+            inspect_inputs(first.inputs(), &kinds).with_context(|| shown.to_string())?;
         let signature = Signature::new(
             &inputs,
             output_specs(first.outputs()).with_context(|| shown.to_string())?,
@@ -109,17 +114,17 @@ impl OrtEngine {
         };
         let max = options.max_batch;
         let synthetic = synthetic::synthesise(&inputs, max, options.seed)?;
-        let mut first = Some(first);
+        // Per-batch sessions have no use for it.
+        let mut first = (mode != PlanMode::PerBatch).then_some(first);
         let (plans, report) = plans::build(
             mode,
             max,
             |b| {
-                let made = match (b, first.take()) {
-                    (None, Some(s)) => return Ok(s),
-                    (None, None) => session(None),
-                    (Some(b), _) => session(Some((&symbol, b))),
-                };
-                made.map_err(|e| anyhow!("{shown}: {}", brief(&e)))
+                match b {
+                    None => first.take().map_or_else(|| session(None), Ok),
+                    Some(b) => session(Some((&symbol, b))),
+                }
+                .map_err(|e| anyhow!("{shown}: {}", brief(&e)))
             },
             |s, b| {
                 run(s, &synthetic, Some(b))
@@ -234,10 +239,16 @@ fn commit(mut builder: SessionBuilder, path: &Path, ep: Ep) -> Result<Session> {
 fn run(session: &mut Session, inputs: &[Tensor], rows: Option<usize>) -> Result<Vec<Tensor>> {
     let values = inputs
         .iter()
-        .map(|t| to_ort(t, rows.unwrap_or_else(|| t.shape.first().copied().unwrap_or(0))))
+        .map(|t| {
+            to_ort(
+                t,
+                rows.unwrap_or_else(|| t.shape.first().copied().unwrap_or(0)),
+            )
+        })
         .collect::<Result<Vec<DynValue>>>()?;
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<Vec<Tensor>> {
-        let inputs: Vec<ort::session::SessionInputValue<'_>> = values.iter().map(Into::into).collect();
+        let inputs: Vec<ort::session::SessionInputValue<'_>> =
+            values.iter().map(Into::into).collect();
         let outputs = session.run(inputs.as_slice()).map_err(|e| anyhow!("{e}"))?;
         outputs.values().map(from_ort).collect()
     }));

@@ -75,7 +75,11 @@ fn locate(library: Option<&Path>) -> Result<(PathBuf, bool)> {
     let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local"));
     let prefixes = ["VIRTUAL_ENV", "CONDA_PREFIX"]
         .iter()
-        .filter_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()).map(PathBuf::from))
+        .filter_map(|v| {
+            std::env::var_os(v)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        })
         .chain(home)
         .chain([PathBuf::from("/usr/local"), PathBuf::from("/usr")]);
     for prefix in prefixes {
@@ -157,9 +161,8 @@ fn load(library: Option<&Path>) -> Result<Runtime> {
     } else {
         path
     };
-    let loaded = quietly(|| ort::init_from(&path)).map_err(|why| {
-        anyhow!("loading ONNX Runtime from {shown} panicked ({why}); {INSTALL}")
-    })?;
+    let loaded = quietly(|| ort::init_from(&path))
+        .map_err(|why| anyhow!("loading ONNX Runtime from {shown} panicked ({why}); {INSTALL}"))?;
     let builder = loaded.map_err(|e| match e {
         LoadDynamicError::Dlopen { .. } if !named && path.components().count() == 1 => {
             anyhow!(
@@ -225,7 +228,9 @@ mod tests {
     fn pip_wheels_are_found_in_a_prefix() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(pip_library(dir.path()), None);
-        let capi = dir.path().join("lib/python3.11/site-packages/onnxruntime/capi");
+        let capi = dir
+            .path()
+            .join("lib/python3.11/site-packages/onnxruntime/capi");
         std::fs::create_dir_all(&capi).unwrap();
         std::fs::write(capi.join("libonnxruntime.so.1.32.0"), "").unwrap();
         std::fs::write(capi.join("libonnxruntime_providers_shared.so"), "").unwrap();

@@ -85,7 +85,12 @@ mod tests {
         assert_eq!(a, synthesise(&specs, 2, 5).unwrap());
         assert_ne!(a, synthesise(&specs, 2, 6).unwrap());
         assert_eq!(a[0].shape, vec![2, 3]);
-        assert!(a[0].to_f32().unwrap().iter().all(|v| (0.0..1.0).contains(v)));
+        assert!(
+            a[0].to_f32()
+                .unwrap()
+                .iter()
+                .all(|v| (0.0..1.0).contains(v))
+        );
         let ids: Vec<i32> = a[1]
             .data
             .chunks_exact(4)

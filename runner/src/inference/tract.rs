@@ -19,7 +19,7 @@ use tract_onnx::tract_hir::internal::InferenceModel;
 
 use super::plans::{self, PlanMode, PlanReport, Plans};
 use super::tensor::{DataType, Tensor as Plain, TensorSpec};
-use super::{EngineOptions, Engine, InputKinds, InputSpec, Signature, brief, synthetic};
+use super::{Engine, EngineOptions, InputKinds, InputSpec, Signature, brief, synthetic};
 
 /// How to build a [`TractEngine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +95,8 @@ impl TractEngine {
         }
         let model = parsed.model;
         check_operators(&model).with_context(|| shown.to_string())?;
-        let (inputs, batch_symbol) =
-            inspect_inputs(&model, &InputKinds::of_proto(&proto)).with_context(|| shown.to_string())?;
+        let (inputs, batch_symbol) = inspect_inputs(&model, &InputKinds::of_proto(&proto))
+            .with_context(|| shown.to_string())?;
         drop(proto);
         let typed = model
             .into_typed()
@@ -213,7 +213,12 @@ fn to_tract(t: &Plain) -> Result<Tensor> {
     let mut tensor = Tensor::zero_dt(tract_type(t.datatype), &t.shape)?;
     let bytes = tensor.as_bytes_mut();
     if bytes.len() != t.data.len() {
-        bail!("{} bytes for a {} tensor of shape {:?}", t.data.len(), t.datatype, t.shape);
+        bail!(
+            "{} bytes for a {} tensor of shape {:?}",
+            t.data.len(),
+            t.datatype,
+            t.shape
+        );
     }
     bytes.copy_from_slice(&t.data);
     Ok(tensor)
