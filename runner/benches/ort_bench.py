@@ -10,11 +10,17 @@ reads:
 
 Each (model, threads, batch) row is timed under onnxruntime (intra-op threads =
 the row's thread count, one inter-op thread, sequential execution, all graph
-optimisations, CPU provider; one warm-up, then the median of as many runs as fit
-ECOEDGE_BENCH_SECONDS, at least 3) and a markdown table gives the ratios.
+optimisations, CPU provider; one warm-up, then as many runs as fit
+ECOEDGE_BENCH_SECONDS, at least 3; the fastest run for the engines bench, as it
+reports, the median for the inference bench) and a markdown table gives the ratios.
 
     bash .ci/pyenv.sh   # target/pyenv: onnxruntime and numpy from PyPI
     target/pyenv/bin/python runner/benches/ort_bench.py [JSON]
+
+With `--worker` it reads `FILE THREADS BATCH SECONDS` lines on stdin and
+answers each with the fastest run's milliseconds: the engines bench drives it
+to time onnxruntime Python in turns with its own engines, so both see the same
+load on a shared machine.
 """
 import glob
 import json
@@ -63,7 +69,8 @@ def inputs(session, batch):
     return feed
 
 
-def median_s(run, budget):
+def times_s(run, budget):
+    """Seconds of each run after a warm-up, sorted: as many as fit the budget, 3 to 200."""
     t = time.perf_counter()
     run()
     first = time.perf_counter() - t
@@ -73,10 +80,34 @@ def median_s(run, budget):
         t = time.perf_counter()
         run()
         samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+    return sorted(samples)
+
+
+def session(file, threads):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(file, opts, providers=["CPUExecutionProvider"])
+
+
+def worker():
+    sessions = {}
+    for line in sys.stdin:
+        file, threads, batch, seconds = line.split()
+        key = (file, int(threads))
+        if key not in sessions:
+            sessions[key] = session(file, int(threads))
+        s = sessions[key]
+        feed = inputs(s, int(batch))
+        runs = times_s(lambda: s.run(None, feed), float(seconds))
+        print(f"{runs[0] * 1e3:.6f}", flush=True)
 
 
 def main():
+    if sys.argv[1:] == ["--worker"]:
+        return worker()
     default = os.path.join("target", "ecoedge-engines.json")
     path = sys.argv[1] if len(sys.argv) > 1 else default
     with open(path) as f:
@@ -95,17 +126,13 @@ def main():
     for r in rows:
         key = (r["model"], r["threads"])
         if key not in sessions:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = r["threads"]
-            opts.inter_op_num_threads = 1
-            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sessions[key] = ort.InferenceSession(
-                model_file(r), opts, providers=["CPUExecutionProvider"]
-            )
+            sessions[key] = session(model_file(r), r["threads"])
         s = sessions[key]
         feed = inputs(s, r["batch"])
-        ms = median_s(lambda: s.run(None, feed), budget) * 1e3
+        runs = times_s(lambda: s.run(None, feed), budget)
+        # The engines bench reports its fastest run (least disturbed by other
+        # load); the inference bench its median.
+        ms = (runs[0] if engines else statistics.median(runs)) * 1e3
         if engines:
             print(f"| {r['model']} | {r['threads']} | {r['batch']} | {ms:.2f} | {r['ort_ms']:.2f} "
                   f"| {r['ort_ms'] / ms:.2f} | {r['ort_per_batch_ms']:.2f} | {r['tract_ms']:.2f} "

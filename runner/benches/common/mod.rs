@@ -1,5 +1,8 @@
 //! What the inference benchmarks share: their inputs and their timing.
 
+// Each bench uses its part: `time` (median) or `time_min`.
+#![allow(dead_code)]
+
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
@@ -41,11 +44,24 @@ pub fn budget_s() -> f64 {
 
 /// Median seconds of `f` after one warm-up run: as many runs as fit the
 /// budget, 3 to 200.
-pub fn time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub fn time(f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let samples = samples(budget_s(), f)?;
+    Ok(samples[samples.len() / 2])
+}
+
+/// The fastest of the runs that fit `budget` seconds (3 to 200, after a
+/// warm-up): on a machine shared with other load, the run least disturbed
+/// by it.
+pub fn time_min(budget: f64, f: impl FnMut() -> Result<()>) -> Result<f64> {
+    Ok(samples(budget, f)?[0])
+}
+
+/// Seconds of each run that fits `budget` after a warm-up, sorted.
+fn samples(budget: f64, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
     let t = Instant::now();
     f()?;
     let first = t.elapsed().as_secs_f64();
-    let runs = ((budget_s() / first.max(1e-6)) as usize).clamp(3, 200);
+    let runs = ((budget / first.max(1e-6)) as usize).clamp(3, 200);
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
@@ -53,7 +69,7 @@ pub fn time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
         samples.push(t.elapsed().as_secs_f64());
     }
     samples.sort_by(f64::total_cmp);
-    Ok(samples[runs / 2])
+    Ok(samples)
 }
 
 /// A comma-separated list from the environment, or `default`.

@@ -78,17 +78,21 @@ impl OrtEngine {
         let rt = ort_library::runtime().context("--engine ort")?;
         let providers = providers(rt, options.ep)?;
         let session = |fixed: Option<(&str, usize)>| -> Result<Session> {
+            let err = |e: ort::Error<SessionBuilder>| anyhow!("{e}");
             let mut builder = Session::builder(&rt.env)
                 .map_err(|e| anyhow!("{e}"))?
                 .with_optimization_level(GraphOptimizationLevel::All)
-                .and_then(|b| b.with_intra_threads(options.threads))
-                .and_then(|b| b.with_inter_threads(1))
-                .and_then(|b| b.with_parallel_execution(false))
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(err)?
+                .with_intra_threads(options.threads)
+                .map_err(err)?
+                .with_inter_threads(1)
+                .map_err(err)?
+                .with_parallel_execution(false)
+                .map_err(err)?;
             if let Some((name, batch)) = fixed {
                 builder = builder
                     .with_dimension_override(name, batch as i64)
-                    .map_err(|e| anyhow!("{e}"))?;
+                    .map_err(err)?;
             }
             commit(
                 with_providers(builder, &providers, options.ep)?,
