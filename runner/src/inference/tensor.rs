@@ -141,20 +141,6 @@ impl Tensor {
         })
     }
 
-    /// The first `rows` slices along the first axis (all of them at most).
-    pub fn head(&self, rows: usize) -> Tensor {
-        let rows = rows.min(self.shape.first().copied().unwrap_or(0));
-        let mut shape = self.shape.clone();
-        if let Some(first) = shape.first_mut() {
-            *first = rows;
-        }
-        Tensor {
-            datatype: self.datatype,
-            shape,
-            data: self.data[..rows * self.row_bytes()].to_vec(),
-        }
-    }
-
     /// Bytes of one slice along the first axis.
     pub fn row_bytes(&self) -> usize {
         self.shape.iter().skip(1).product::<usize>() * self.datatype.size()
