@@ -16,18 +16,21 @@
 //! Results go to stdout as markdown and to `target/ecoedge-bench.json`, which
 //! `runner/benches/ort_bench.py` reads to report onnxruntime as a ratio.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
+use common::{bench_inputs, env_list, thread_counts, time};
 use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::by_name;
 use ecoedge_core::window::WindowSettings;
 use ecoedge_models::Builtin;
 use ecoedge_runner::board::{BoardChoice, LinuxBoard};
-use ecoedge_runner::inference::{Engine, PlanMode, TractEngine, TractOptions};
+use ecoedge_runner::inference::{DataType, Engine, PlanMode, TractEngine, TractOptions};
 use ecoedge_runner::knobs::{KnobSet, LowerLimits};
 use ecoedge_runner::record::Recorder;
 use ecoedge_runner::service::{RunSetup, Stop, run_workload};
@@ -36,40 +39,8 @@ use serde_json::json;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::RunOptions;
 
-fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-fn budget_s() -> f64 {
-    std::env::var("ECOEDGE_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0)
-}
-
-/// Median seconds of `f` after one warm-up run.
-fn time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    let t = Instant::now();
-    f()?;
-    let first = t.elapsed().as_secs_f64();
-    let runs = ((budget_s() / first.max(1e-6)) as usize).clamp(3, 200);
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        f()?;
-        samples.push(t.elapsed().as_secs_f64());
-    }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[runs / 2])
-}
-
 /// Inputs at `batch` shaped as the engine reads the model's inputs: features
-/// 0.5, token ids below 1000, masks of ones.
+/// 0.5, token ids below 1000, masks of ones (`bench_inputs`, as tract tensors).
 fn inputs(path: &Path, batch: usize) -> Result<TVec<TValue>> {
     let engine = TractEngine::load(
         path,
@@ -80,22 +51,17 @@ fn inputs(path: &Path, batch: usize) -> Result<TVec<TValue>> {
             seed: 1,
         },
     )?;
-    engine
-        .inputs()
+    bench_inputs(engine.inputs(), batch)?
         .iter()
-        .map(|spec| {
-            let mut shape = vec![batch];
-            shape.extend(&spec.shape);
-            let n: usize = shape.iter().product();
-            let t = if spec.datum.is_float() {
-                Tensor::from_shape(&shape, &vec![0.5f32; n])?
-            } else {
-                let v: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % 1000).collect();
-                Tensor::from_shape(&shape, &v)?
-                    .cast_to_dt(spec.datum)?
-                    .into_owned()
+        .map(|t| {
+            let dt = match t.datatype {
+                DataType::F32 => f32::datum_type(),
+                DataType::I64 => i64::datum_type(),
+                other => return Err(anyhow!("bench inputs of {other}")),
             };
-            Ok(t.into())
+            let mut tensor = Tensor::zero_dt(dt, &t.shape)?;
+            tensor.as_bytes_mut().copy_from_slice(&t.data);
+            Ok(tensor.into())
         })
         .collect()
 }
@@ -121,12 +87,7 @@ fn plan(path: &Path, batch: Option<usize>, threads: usize) -> Result<Arc<TypedRu
 }
 
 fn latency_table(results: &mut Vec<serde_json::Value>) -> Result<()> {
-    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads: Vec<usize> = env_list("ECOEDGE_BENCH_THREADS", "1,ALL")
-        .iter()
-        .map(|t| if t == "ALL" { Ok(all) } else { t.parse() })
-        .collect::<Result<_, _>>()
-        .context("ECOEDGE_BENCH_THREADS")?;
+    let threads = thread_counts().context("ECOEDGE_BENCH_THREADS")?;
     let batches: Vec<usize> = env_list("ECOEDGE_BENCH_BATCHES", "1,2,4,8,16")
         .iter()
         .map(|b| b.parse())

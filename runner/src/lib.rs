@@ -22,7 +22,7 @@
 //! | [`served`] | one served request | |
 //! | [`board`] | real Linux boards (Jetson, host): meter and clock knobs | knobs |
 //! | [`knobs`] | `--knobs`, lower limits, the one knob-space builder, applying a config, configs in physical units | |
-//! | [`inference`] | the `Engine` trait, plain tensors, and tract | |
+//! | [`inference`] | the `Engine` trait over plain tensors, tract and ONNX Runtime | |
 //! | [`workload`] | arrival processes | units |
 //! | [`units`], [`capacity`] | durations on the command line; queue and batch capacities | |
 

@@ -2,8 +2,9 @@
 //! and inputs that do not fit.
 
 use ecoedge_models::Builtin;
-use ecoedge_runner::inference::{Engine, InputKind, PlanMode, TractEngine, TractOptions};
-use tract_onnx::prelude::*;
+use ecoedge_runner::inference::{
+    DataType, Engine, InputKind, PlanMode, Tensor, TractEngine, TractOptions,
+};
 
 fn mlp(plans: PlanMode) -> TractEngine {
     let dir = tempfile::tempdir().unwrap();
@@ -36,22 +37,43 @@ fn inputs_are_described_and_fed_by_the_caller() {
     let mut e = mlp(PlanMode::PerBatch);
     let spec = &e.inputs()[0];
     assert_eq!(spec.name, "input");
+    assert_eq!(spec.datatype, DataType::F32);
     assert_eq!(spec.shape, vec![64]);
     assert_eq!(spec.kind, InputKind::Features);
-    let x = Tensor::from_shape(&[3, 64], &vec![0.25f32; 3 * 64]).unwrap();
-    let out = e.run(tvec!(x.into())).unwrap();
-    assert_eq!(out[0].shape(), &[3, 10]);
+    assert_eq!(e.signature().inputs[0].to_string(), "input: FP32[N, 64]");
+    let x = Tensor::from_f32(vec![3, 64], &[0.25f32; 3 * 64]).unwrap();
+    let out = e.infer(&[x]).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].datatype, DataType::F32);
+    assert_eq!(out[0].shape, vec![3, 10]);
 }
 
 #[test]
 fn caller_inputs_that_do_not_fit_are_refused() {
     let mut e = mlp(PlanMode::Symbolic);
-    let wrong_width = Tensor::from_shape(&[2, 63], &vec![0f32; 2 * 63]).unwrap();
-    assert!(e.run(tvec!(wrong_width.into())).is_err());
-    let wrong_type = Tensor::from_shape(&[2, 64], &vec![0i64; 2 * 64]).unwrap();
-    assert!(e.run(tvec!(wrong_type.into())).is_err());
-    let too_big = Tensor::from_shape(&[5, 64], &vec![0f32; 5 * 64]).unwrap();
-    assert!(e.run(tvec!(too_big.into())).is_err());
+    let refused = |e: &mut TractEngine, t: Tensor| e.infer(&[t]).unwrap_err().to_string();
+    let wrong_width = Tensor::from_f32(vec![2, 63], &[0f32; 2 * 63]).unwrap();
+    let why = refused(&mut e, wrong_width);
+    assert!(
+        why.contains("does not fit input: FP32[N, 64] with a batch of 2"),
+        "{why}"
+    );
+    let wrong_type = Tensor::new(DataType::I64, vec![2, 64], vec![0; 2 * 64 * 8]).unwrap();
+    assert!(refused(&mut e, wrong_type).contains("INT64[2, 64]"));
+    let too_big = Tensor::from_f32(vec![5, 64], &[0f32; 5 * 64]).unwrap();
+    assert_eq!(refused(&mut e, too_big), "batch of 5 outside 1..=4");
+    let short = Tensor {
+        datatype: DataType::F32,
+        shape: vec![1, 64],
+        data: vec![0; 10],
+    };
+    assert!(refused(&mut e, short).contains("(10 bytes) does not fit"));
+    assert!(
+        e.infer(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("0 inputs given")
+    );
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let signals = watch_signals(s)?;
     let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();
-    let (mut board, ctl, record) = s.open(&mut engine, clock)?;
+    let (mut board, ctl, record) = s.open(engine.as_mut(), clock)?;
     let settings = *ctl.settings();
     signals.guard(board.restorer());
     if signals.stopping() {
@@ -63,7 +63,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let redraw = Duration::from_millis(100);
     let result = run_workload(
         &mut board,
-        &mut engine,
+        engine.as_mut(),
         ctl,
         &setup,
         &signals.stop,

@@ -81,7 +81,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     let mut engine = s.load_engine()?;
     let clock = MonotonicClock::new();
-    let (mut board, ctl, record) = s.open(&mut engine, clock)?;
+    let (mut board, ctl, record) = s.open(engine.as_mut(), clock)?;
     let settings = *ctl.settings();
     signals.guard(board.restorer());
     if signals.stopping() {
@@ -98,7 +98,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let start = clock.now();
     let result = serve(
         &mut board,
-        &mut engine,
+        engine.as_mut(),
         ctl,
         record,
         listen,

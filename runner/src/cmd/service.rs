@@ -19,7 +19,7 @@ use super::output::OutputArgs;
 use super::signals::SignalWatch;
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::MAX_BATCH;
-use crate::inference::{Engine, PlanMode, TractEngine, TractOptions};
+use crate::inference::{self, Engine, EngineChoice, EngineOptions, Ep, PlanMode};
 use crate::logs::LogWriter;
 use crate::record::{Outcome, Recorder};
 use crate::report::{Meta, Summary};
@@ -63,11 +63,19 @@ pub struct ServiceArgs {
     /// Largest batch size (the batch knob runs 1..=this).
     #[arg(long, default_value_t = MAX_BATCH as u32)]
     pub max_batch: u32,
-    /// Inference plans: one per batch size, one symbolic, or auto (time both at the smallest and
-    /// largest batch; per-batch only when clearly faster, as they cost memory).
+    /// Inference engine: tract (pure Rust, CPU) or ort (ONNX Runtime, loaded at run time from
+    /// ORT_DYLIB_PATH or a pip-installed onnxruntime / onnxruntime-gpu).
+    #[arg(long, value_enum, default_value_t = EngineChoice::Tract)]
+    pub engine: EngineChoice,
+    /// ONNX Runtime's execution provider (--engine ort): cpu, cuda or tensorrt. A GPU provider
+    /// that cannot be used is an error, never a silent fall back to the CPU.
+    #[arg(long, value_enum, default_value_t = Ep::Cpu)]
+    pub ep: Ep,
+    /// Inference plans (ort: sessions): one per batch size, one symbolic, or auto (time both at
+    /// the smallest and largest batch; per-batch only when clearly faster, as they cost memory).
     #[arg(long, value_enum, default_value_t = PlanMode::Auto)]
     pub plans: PlanMode,
-    /// Threads of tract's executor (1: inference on the service thread).
+    /// Intra-op threads of the engine (1: inference on the service thread).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     #[command(flatten)]
@@ -93,17 +101,9 @@ const BOARD: Defaults = Defaults {
 /// have been done. The automatic plan choice already timed that batch on the
 /// layout it chose; other layouts time it once here (a ResNet-50 batch of 16
 /// takes seconds on a CPU: not worth running twice).
-fn largest_batch_time(engine: &mut TractEngine) -> Result<CoreDuration> {
+fn largest_batch_time(engine: &mut dyn Engine) -> Result<CoreDuration> {
     let max = engine.max_batch();
-    let report = engine.plan_report();
-    let timed = report.timings.iter().find(|t| t.batch == max).map(|t| {
-        if report.mode == PlanMode::PerBatch {
-            t.per_batch_s
-        } else {
-            t.symbolic_s
-        }
-    });
-    let seconds = match timed {
+    let seconds = match engine.plan_report().timed(max) {
         Some(s) => s,
         None => {
             let t = std::time::Instant::now();
@@ -158,6 +158,7 @@ impl ServiceArgs {
             bail!("--max-batch must be in 1..={MAX_BATCH}");
         }
         check_threads(self.threads)?;
+        inference::check_engine(self.engine, self.ep)?;
         if self.drain_timeout == CoreDuration::ZERO {
             bail!("--drain-timeout must be positive");
         }
@@ -167,34 +168,42 @@ impl ServiceArgs {
         Ok(())
     }
 
-    /// Loads the model into tract, saying what it built.
-    pub fn load_engine(&self) -> Result<TractEngine> {
+    /// Loads the model into the engine `--engine` names, saying what it built.
+    pub fn load_engine(&self) -> Result<Box<dyn Engine>> {
         let path = model_path(&self.model)?;
+        let what = match self.engine {
+            EngineChoice::Tract => "tract plans".to_string(),
+            EngineChoice::Ort => format!("ONNX Runtime sessions ({})", self.ep),
+        };
         let spinner = ProgressBar::new_spinner().with_message(format!(
-            "building tract plans for {} (batch 1..={})",
+            "building {what} for {} (batch 1..={})",
             self.model, self.max_batch
         ));
         spinner.enable_steady_tick(Duration::from_millis(200));
-        let options = TractOptions {
+        let options = EngineOptions {
+            engine: self.engine,
+            ep: self.ep,
             max_batch: self.max_batch as usize,
             plans: self.plans,
             threads: self.threads,
             seed: self.seed,
         };
-        let engine = TractEngine::load(&path, &options);
+        let engine = inference::load(&path, &options);
         spinner.finish_and_clear();
         let engine = engine?;
         let plans = engine.plan_report();
         eprintln!(
-            "{}: {} input(s) [{}], {:?} plans built in {:.1} s{}",
+            "{}: {} input(s) [{}], {} {:?} plans built in {:.1} s{}",
             self.model,
             engine.inputs().len(),
             engine
-                .inputs()
+                .signature()
+                .inputs
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; "),
+            engine.backend(),
             plans.mode,
             plans.build_s,
             plans
@@ -216,7 +225,7 @@ impl ServiceArgs {
     /// stops the run before it starts).
     pub fn open<T>(
         &self,
-        engine: &mut TractEngine,
+        engine: &mut dyn Engine,
         clock: MonotonicClock,
     ) -> Result<(LinuxBoard, Controller<T, AnyOptimizer, MAX_BATCH>, Recorder)> {
         let defaults = Defaults {

@@ -171,6 +171,17 @@ impl TensorSpec {
     }
 }
 
+impl fmt::Display for TensorSpec {
+    /// `input_ids: INT64[N, 128]`: N is the batch.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}[N", self.name, self.datatype)?;
+        for d in &self.shape {
+            write!(f, ", {d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
 /// `$metadata_tensor` of the protocol.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TensorMetadata {

@@ -2,41 +2,24 @@
 //!
 //! At load the graph is checked (every operator known to tract, every input
 //! batched on axis 0 with all other dimensions fixed), typed and decluttered once,
-//! then turned into optimised plans. Two ways to cover batch sizes `1..=max`:
-//! one plan with the batch symbolic, or one plan per batch size (tract can then
-//! pick kernels and pack for the exact shape). [`PlanMode::Auto`] times both at
-//! the smallest and the largest batch and takes per-batch plans only when they
-//! are clearly faster ([`PER_BATCH_GAIN`]), since they cost memory; the choice
-//! and the timings are in [`TractEngine::plan_report`].
+//! then turned into optimised plans, one symbolic or one per batch size, as
+//! [`super::plans`] chooses.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use rand::{RngExt, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::RunOptions;
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 use tract_onnx::tract_hir::internal::InferenceModel;
 
+use super::plans::{self, PlanMode, PlanReport, Plans};
 use super::tensor::{DataType, Tensor as Plain, TensorSpec};
-use super::{Engine, InputKind, InputSpec, Signature, brief};
-
-/// How the plans cover the batch sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PlanMode {
-    /// Time both at the smallest and largest batch; per-batch only when clearly faster.
-    Auto,
-    /// One plan, batch dimension left symbolic.
-    Symbolic,
-    /// One plan per batch size.
-    PerBatch,
-}
+use super::{Engine, EngineOptions, InputKinds, InputSpec, Signature, brief, synthetic};
 
 /// How to build a [`TractEngine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,46 +45,24 @@ impl Default for TractOptions {
     }
 }
 
-/// Per-batch plans must beat the symbolic one by this factor (mean over the
-/// batch sizes timed) to be chosen: they hold a packed copy of the weights per
-/// batch size (ResNet-50, batches 1..=16: 2.0 GB resident against 0.6 GB).
-pub const PER_BATCH_GAIN: f64 = 0.95;
-
-/// One batch size timed on both layouts under [`PlanMode::Auto`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PlanTiming {
-    /// The batch size.
-    pub batch: usize,
-    /// Seconds on the symbolic plan.
-    pub symbolic_s: f64,
-    /// Seconds on the plan for this batch size.
-    pub per_batch_s: f64,
-}
-
-/// Which plan layout was chosen and, under [`PlanMode::Auto`], what decided it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanReport {
-    /// The layout in use (never `Auto`).
-    pub mode: PlanMode,
-    /// The timings that chose it: the smallest and the largest batch (auto only).
-    pub timings: Vec<PlanTiming>,
-    /// Seconds spent loading, optimising and timing.
-    pub build_s: f64,
+impl From<&EngineOptions> for TractOptions {
+    fn from(o: &EngineOptions) -> Self {
+        TractOptions {
+            max_batch: o.max_batch,
+            plans: o.plans,
+            threads: o.threads,
+            seed: o.seed,
+        }
+    }
 }
 
 type State = TypedSimpleState;
 
-enum Plans {
-    Symbolic(Box<State>),
-    /// `states[b - 1]` runs batch `b`.
-    PerBatch(Vec<State>),
-}
-
 /// See the module doc.
 pub struct TractEngine {
-    specs: Vec<InputSpec>,
+    inputs: Vec<InputSpec>,
     max_batch: usize,
-    plans: Plans,
+    plans: Plans<State>,
     /// One synthetic input per model input, at the largest batch.
     synthetic: Vec<Arc<Tensor>>,
     report: PlanReport,
@@ -112,19 +73,31 @@ impl TractEngine {
     /// Loads `path` and builds the plans. Errors name the file and say what does
     /// not fit, in one line.
     pub fn load(path: &Path, options: &TractOptions) -> Result<Self> {
-        let started = Instant::now();
         let shown = path.display();
         if options.max_batch == 0 {
             bail!("largest batch must be at least 1");
         }
         std::fs::File::open(path).with_context(|| format!("cannot read model {shown}"))?;
-        // By path, not from bytes: tensors stored as external data are found
-        // next to the file.
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_path(path)
             .map_err(|e| anyhow!("{shown}: not an ONNX model tract can load ({})", brief(&e)))?;
+        // With the file's folder: tensors stored as external data are found
+        // next to the file.
+        let parsed = onnx
+            .parse(&proto, path.parent().and_then(Path::to_str))
+            .map_err(|e| anyhow!("{shown}: not an ONNX model tract can load ({})", brief(&e)))?;
+        if !parsed.unresolved_inputs.is_empty() {
+            bail!(
+                "{shown}: not an ONNX model tract can load (inputs {:?} are never defined)",
+                parsed.unresolved_inputs
+            );
+        }
+        let model = parsed.model;
         check_operators(&model).with_context(|| shown.to_string())?;
-        let (specs, batch_symbol) = inspect_inputs(&model).with_context(|| shown.to_string())?;
+        let (inputs, batch_symbol) = inspect_inputs(&model, &InputKinds::of_proto(&proto))
+            .with_context(|| shown.to_string())?;
+        drop(proto);
         let typed = model
             .into_typed()
             .and_then(|m| m.into_decluttered())
@@ -134,20 +107,10 @@ impl TractEngine {
                     brief(&e)
                 )
             })?;
-        let signature = Signature {
-            inputs: specs
-                .iter()
-                .map(|s| {
-                    Ok(TensorSpec {
-                        name: s.name.clone(),
-                        datatype: plain_type(s.datum)?,
-                        shape: s.shape.clone(),
-                    })
-                })
-                .collect::<Result<_>>()
-                .with_context(|| shown.to_string())?,
-            outputs: output_specs(&typed).with_context(|| shown.to_string())?,
-        };
+        let signature = Signature::new(
+            &inputs,
+            output_specs(&typed).with_context(|| shown.to_string())?,
+        );
         let batch = typed.symbols.get(&batch_symbol).ok_or_else(|| {
             anyhow!("{shown}: batch dimension {batch_symbol} vanished in analysis")
         })?;
@@ -157,6 +120,11 @@ impl TractEngine {
                 .then(|| tract_linalg::multithread::Executor::multithread(options.threads)),
             ..RunOptions::default()
         };
+        let max = options.max_batch;
+        let synthetic: Vec<Arc<Tensor>> = synthetic::synthesise(&inputs, max, options.seed)?
+            .iter()
+            .map(|t| to_tract(t).map(Arc::new))
+            .collect::<Result<_>>()?;
         let build = |b: Option<usize>| -> Result<State> {
             let model = match b {
                 Some(b) => {
@@ -170,110 +138,24 @@ impl TractEngine {
                 .into_runnable_with_options(&run_options)?;
             plan.spawn()
         };
-        let synthetic = synthesise(&specs, options.max_batch, options.seed)?;
-        let max = options.max_batch;
-        let inputs_at = |b: usize| batch_inputs(&synthetic, max, b);
-        let optimise_err = |e: anyhow::Error| anyhow!("{shown}: cannot optimise ({})", brief(&e));
-        let check = |state: &mut State, b: usize| -> Result<f64> {
-            let t = Instant::now();
-            state
-                .run(inputs_at(b)?)
-                .map_err(|e| anyhow!("{shown}: a batch of {b} does not run ({})", brief(&e)))?;
-            Ok(t.elapsed().as_secs_f64())
-        };
-        let mut report = PlanReport {
-            mode: options.plans,
-            timings: Vec::new(),
-            build_s: 0.0,
-        };
-        // Per-batch plans timed by auto, kept for reuse.
-        let mut exact: HashMap<usize, State> = HashMap::new();
-        let mut symbolic: Option<State> = None;
-        let mode = match options.plans {
-            PlanMode::Auto => {
-                let mut sym = build(None).map_err(optimise_err)?;
-                let mut ratio = 0.0;
-                let ends: &[usize] = if max == 1 { &[1] } else { &[1, max] };
-                for &b in ends {
-                    let mut state = build(Some(b)).map_err(optimise_err)?;
-                    // One warm-up run each (allocations, page faults), then one
-                    // timed run: a ResNet-50 batch of 16 takes seconds on a
-                    // small CPU, and the layouts differ by more than run-to-run
-                    // noise when they differ at all.
-                    check(&mut sym, b)?;
-                    check(&mut state, b)?;
-                    let t = PlanTiming {
-                        batch: b,
-                        symbolic_s: check(&mut sym, b)?,
-                        per_batch_s: check(&mut state, b)?,
-                    };
-                    ratio += t.per_batch_s / t.symbolic_s / ends.len() as f64;
-                    report.timings.push(t);
-                    exact.insert(b, state);
-                }
-                symbolic = Some(sym);
-                if ratio < PER_BATCH_GAIN {
-                    PlanMode::PerBatch
-                } else {
-                    PlanMode::Symbolic
-                }
-            }
-            other => other,
-        };
-        report.mode = mode;
-        let plans = match mode {
-            PlanMode::PerBatch => {
-                let mut states = Vec::with_capacity(max);
-                for b in 1..=max {
-                    let state = match exact.remove(&b) {
-                        Some(state) => state,
-                        None => {
-                            let mut state = build(Some(b)).map_err(optimise_err)?;
-                            if b == 1 || b == max {
-                                check(&mut state, b)?;
-                            }
-                            state
-                        }
-                    };
-                    states.push(state);
-                }
-                Plans::PerBatch(states)
-            }
-            _ => {
-                let state = match symbolic {
-                    Some(state) => state,
-                    None => {
-                        let mut state = build(None).map_err(optimise_err)?;
-                        check(&mut state, 1)?;
-                        state
-                    }
-                };
-                Plans::Symbolic(Box::new(state))
-            }
-        };
-        report.build_s = started.elapsed().as_secs_f64();
+        let (plans, report) = plans::build(
+            options.plans,
+            max,
+            |b| build(b).map_err(|e| anyhow!("{shown}: cannot optimise ({})", brief(&e))),
+            |state, b| {
+                state
+                    .run(batch_inputs(&synthetic, max, b)?)
+                    .map(drop)
+                    .map_err(|e| anyhow!("{shown}: a batch of {b} does not run ({})", brief(&e)))
+            },
+        )?;
         Ok(TractEngine {
-            specs,
+            inputs,
             max_batch: max,
             plans,
             synthetic,
             report,
             signature,
-        })
-    }
-
-    /// The plan layout in use and what chose it.
-    pub fn plan_report(&self) -> &PlanReport {
-        &self.report
-    }
-
-    fn state(&mut self, batch: usize) -> Result<&mut State> {
-        if batch == 0 || batch > self.max_batch {
-            bail!("batch of {batch} outside 1..={}", self.max_batch);
-        }
-        Ok(match &mut self.plans {
-            Plans::Symbolic(s) => s,
-            Plans::PerBatch(states) => &mut states[batch - 1],
         })
     }
 }
@@ -284,64 +166,34 @@ impl Engine for TractEngine {
     }
 
     fn inputs(&self) -> &[InputSpec] {
-        &self.specs
-    }
-
-    fn max_batch(&self) -> usize {
-        self.max_batch
-    }
-
-    fn run(&mut self, inputs: TVec<TValue>) -> Result<TVec<TValue>> {
-        if inputs.len() != self.specs.len() {
-            bail!(
-                "{} inputs given, the model takes {}",
-                inputs.len(),
-                self.specs.len()
-            );
-        }
-        let batch = inputs[0].shape().first().copied().unwrap_or(0);
-        for (t, spec) in inputs.iter().zip(&self.specs) {
-            if t.datum_type() != spec.datum
-                || t.shape().first() != Some(&batch)
-                || t.shape()[1..] != spec.shape[..]
-            {
-                bail!(
-                    "input {:?}{:?} does not fit {spec} with a batch of {batch}",
-                    t.datum_type(),
-                    t.shape()
-                );
-            }
-        }
-        run_state(self.state(batch)?, inputs)
-    }
-
-    fn run_synthetic(&mut self, batch: usize) -> Result<()> {
-        let inputs = batch_inputs(&self.synthetic, self.max_batch, batch)?;
-        run_state(self.state(batch)?, inputs).map(drop)
+        &self.inputs
     }
 
     fn signature(&self) -> &Signature {
         &self.signature
     }
 
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn plan_report(&self) -> &PlanReport {
+        &self.report
+    }
+
+    fn run_synthetic(&mut self, batch: usize) -> Result<()> {
+        let state = self.plans.get(batch)?;
+        let inputs = batch_inputs(&self.synthetic, self.max_batch, batch)?;
+        run_state(state, inputs).map(drop)
+    }
+
     fn infer(&mut self, inputs: &[Plain]) -> Result<Vec<Plain>> {
-        let mut values = TVec::new();
-        for (t, spec) in inputs.iter().zip(&self.specs) {
-            let mut tensor = Tensor::zero_dt(spec.datum, &t.shape)?;
-            let bytes = tensor.as_bytes_mut();
-            if bytes.len() != t.data.len() {
-                bail!(
-                    "input {}: {} bytes for shape {:?}",
-                    spec.name,
-                    t.data.len(),
-                    t.shape
-                );
-            }
-            // Both little-endian: the targets EcoEdge runs on (x86_64, aarch64).
-            bytes.copy_from_slice(&t.data);
-            values.push(tensor.into_tvalue());
-        }
-        let outputs = self.run(values)?;
+        let batch = self.signature.batch_of(inputs, self.max_batch)?;
+        let values = inputs
+            .iter()
+            .map(|t| to_tract(t).map(IntoTValue::into_tvalue))
+            .collect::<Result<TVec<TValue>>>()?;
+        let outputs = run_state(self.plans.get(batch)?, values)?;
         outputs
             .iter()
             .map(|o| {
@@ -353,6 +205,23 @@ impl Engine for TractEngine {
             })
             .collect()
     }
+}
+
+/// A plain tensor as tract's (both little-endian: the targets EcoEdge runs
+/// on, x86_64 and aarch64).
+fn to_tract(t: &Plain) -> Result<Tensor> {
+    let mut tensor = Tensor::zero_dt(tract_type(t.datatype), &t.shape)?;
+    let bytes = tensor.as_bytes_mut();
+    if bytes.len() != t.data.len() {
+        bail!(
+            "{} bytes for a {} tensor of shape {:?}",
+            t.data.len(),
+            t.datatype,
+            t.shape
+        );
+    }
+    bytes.copy_from_slice(&t.data);
+    Ok(tensor)
 }
 
 /// Runs one plan. An error, or a panic inside tract on some input (a token
@@ -393,6 +262,24 @@ fn plain_type(d: DatumType) -> Result<DataType> {
         DatumType::F64 => DataType::F64,
         other => bail!("element type {other:?} cannot be served"),
     })
+}
+
+/// tract's element type of a plain datatype.
+fn tract_type(d: DataType) -> DatumType {
+    match d {
+        DataType::Bool => DatumType::Bool,
+        DataType::U8 => DatumType::U8,
+        DataType::U16 => DatumType::U16,
+        DataType::U32 => DatumType::U32,
+        DataType::U64 => DatumType::U64,
+        DataType::I8 => DatumType::I8,
+        DataType::I16 => DatumType::I16,
+        DataType::I32 => DatumType::I32,
+        DataType::I64 => DatumType::I64,
+        DataType::F16 => DatumType::F16,
+        DataType::F32 => DatumType::F32,
+        DataType::F64 => DatumType::F64,
+    }
 }
 
 /// Every output's name, element type and per-sample shape (axis 0 is the batch).
@@ -454,7 +341,7 @@ fn check_operators(model: &InferenceModel) -> Result<()> {
 }
 
 /// Every input's per-request shape and kind, and the batch symbol they share.
-fn inspect_inputs(model: &InferenceModel) -> Result<(Vec<InputSpec>, String)> {
+fn inspect_inputs(model: &InferenceModel, kinds: &InputKinds) -> Result<(Vec<InputSpec>, String)> {
     let outlets = model.input_outlets()?.to_vec();
     if outlets.is_empty() {
         bail!("the model has no inputs");
@@ -495,45 +382,16 @@ fn inspect_inputs(model: &InferenceModel) -> Result<(Vec<InputSpec>, String)> {
             .ok_or_else(|| {
                 anyhow!("input {name:?} has a symbolic dimension besides the batch: {dims:?}")
             })?;
-        let kind = input_kind(model, outlet, &name, datum);
+        let datatype = plain_type(datum).with_context(|| format!("input {name:?}"))?;
         specs.push(InputSpec {
+            kind: kinds.kind(&name, datatype),
             name,
-            datum,
+            datatype,
             shape,
-            kind,
         });
     }
     let symbol = symbol.ok_or_else(|| anyhow!("the model has no inputs"))?;
     Ok((specs, symbol))
-}
-
-/// Guesses how to fill an input: float inputs are features; integer inputs are
-/// masks or token types by name, else token ids bounded by the embedding table
-/// that a `Gather` indexes with them.
-fn input_kind(model: &InferenceModel, outlet: OutletId, name: &str, datum: DatumType) -> InputKind {
-    if datum.is_float() {
-        return InputKind::Features;
-    }
-    let lower = name.to_lowercase();
-    if lower.contains("mask") {
-        return InputKind::Mask;
-    }
-    if lower.contains("type") || lower.contains("segment") {
-        return InputKind::Zeros;
-    }
-    let vocab = model
-        .nodes()
-        .iter()
-        .filter(|n| n.op.name() == "Gather" && n.inputs.get(1) == Some(&outlet))
-        .find_map(|n| {
-            let table = model.outlet_fact(n.inputs[0]).ok()?;
-            let value = table.value.concretize()?;
-            value.shape().first().map(|&rows| rows as i64)
-        });
-    // Without a table to bound them, small ids are valid for any vocabulary.
-    InputKind::TokenIds {
-        vocab: vocab.unwrap_or(100),
-    }
 }
 
 /// Refuses a model whose largest batch cannot fit in the memory available
@@ -600,32 +458,4 @@ fn mem_available() -> Option<u64> {
 /// Bytes as gigabytes with one decimal, for errors.
 fn gigabytes(bytes: u128) -> String {
     format!("{:.1} GB", bytes as f64 / 1e9)
-}
-
-/// Synthetic inputs at the largest batch, drawn from `seed`.
-fn synthesise(specs: &[InputSpec], max: usize, seed: u64) -> Result<Vec<Arc<Tensor>>> {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    specs
-        .iter()
-        .map(|spec| {
-            let mut shape = vec![max];
-            shape.extend(&spec.shape);
-            let n: usize = shape.iter().product();
-            let t = match spec.kind {
-                InputKind::Features => {
-                    let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
-                    Tensor::from_shape(&shape, &v)?
-                }
-                InputKind::TokenIds { vocab } => {
-                    let v: Vec<i64> = (0..n).map(|_| rng.random_range(0..vocab.max(1))).collect();
-                    Tensor::from_shape(&shape, &v)?
-                }
-                InputKind::Mask => Tensor::from_shape(&shape, &vec![1i64; n])?,
-                InputKind::Zeros => Tensor::from_shape(&shape, &vec![0i64; n])?,
-            };
-            // Integer inputs of another width (i32 ids) are cast from i64.
-            let t = t.cast_to_dt(spec.datum)?.into_owned();
-            Ok(Arc::new(t))
-        })
-        .collect()
 }
