@@ -291,11 +291,23 @@ fn serve_tunes_a_fake_xavier_nx_drains_on_sigterm_and_restores_it() {
     let done = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..8).map(|k| client(addr, k, Arc::clone(&done))).collect();
 
-    // Under load, the random search pins clocks away from the boot settings.
+    // Under load, the random search pins clocks away from the boot settings;
+    // tract runs on the CPU, so the GPU clock stays pinned at its lowest level.
+    let gpu = "/sys/devices/gpu.0/devfreq/17000000.gv11b";
+    let lowest = board
+        .read(&format!("{gpu}/available_frequencies"))
+        .split_whitespace()
+        .map(|f| f.parse::<u64>().unwrap())
+        .min()
+        .unwrap()
+        .to_string();
     let mut moved = false;
     let load = Instant::now();
     while load.elapsed() < Duration::from_secs(3) {
         moved |= clock_files(&board) != before;
+        for f in ["min_freq", "max_freq"] {
+            assert_eq!(board.read(&format!("{gpu}/{f}")).trim(), lowest, "GPU {f}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: kill(2) on our own child's pid.
@@ -320,6 +332,10 @@ fn serve_tunes_a_fake_xavier_nx_drains_on_sigterm_and_restores_it() {
         "windows closed under load:\n{stderr}"
     );
     assert!(moved, "the clocks never moved under load:\n{stderr}");
+    assert!(
+        stderr.contains("GPU clock is pinned at its lowest level (114 MHz) and not searched"),
+        "{stderr}"
+    );
     let answered: u64 = logs.iter().enumerate().map(|(k, l)| check_log(k, l)).sum();
     assert!(answered > 0);
     let s: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));

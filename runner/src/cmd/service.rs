@@ -10,6 +10,7 @@ use clap::Args;
 use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::{AnyOptimizer, by_name};
+use ecoedge_core::space::Knob;
 use ecoedge_core::time::Duration as CoreDuration;
 use ecoedge_models::Builtin;
 use indicatif::ProgressBar;
@@ -20,6 +21,7 @@ use super::signals::SignalWatch;
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::MAX_BATCH;
 use crate::inference::{self, Engine, EngineChoice, EngineOptions, Ep, PlanMode};
+use crate::knobs::KnobSet;
 use crate::logs::LogWriter;
 use crate::record::{Outcome, Recorder};
 use crate::report::{Meta, Summary};
@@ -240,7 +242,7 @@ impl ServiceArgs {
                 wait.as_secs_f64() * 1e3
             );
         }
-        let board = LinuxBoard::open(
+        let mut board = LinuxBoard::open(
             self.board,
             &self.sysfs_root,
             clock,
@@ -250,7 +252,8 @@ impl ServiceArgs {
         for note in &board.notes {
             eprintln!("{}: {note}", board.name);
         }
-        let space = board.space(&self.measure.knobs, self.max_batch, &limits)?;
+        let knobs = self.searched_knobs(&mut board)?;
+        let space = board.space(&knobs, self.max_batch, &limits)?;
         let optimizer: AnyOptimizer = by_name(&self.optimizer, &space, self.seed)
             .map_err(|e| anyhow!("--optimizer {}: {e}", self.optimizer))?;
         let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
@@ -267,6 +270,26 @@ impl ServiceArgs {
             .transpose()?;
         let record = Recorder::streaming(settings.window.alpha, logs);
         Ok((board, ctl, record))
+    }
+
+    /// The knobs to search: `--knobs`, less the GPU clock while inference runs
+    /// on the CPU (tract, or ONNX Runtime's CPU provider). There the GPU clock
+    /// only moves idle power, so it is pinned at its lowest level (and
+    /// restored at the end) rather than searched: the optimizer searches only
+    /// knobs that move the cost.
+    fn searched_knobs(&self, board: &mut LinuxBoard) -> Result<KnobSet> {
+        let knobs = &self.measure.knobs;
+        if self.ep != Ep::Cpu || !knobs.contains(Knob::Gpu) {
+            return Ok(knobs.clone());
+        }
+        if let Some(hz) = board.pin_lowest(Knob::Gpu)? {
+            eprintln!(
+                "{}: inference runs on the CPU: the GPU clock is pinned at its lowest level ({} MHz) and not searched",
+                board.name,
+                hz / 1_000_000
+            );
+        }
+        Ok(knobs.without(Knob::Gpu))
     }
 
     /// The summary of a run of `workload` on `board`.
