@@ -13,6 +13,7 @@ fn mlp(plans: PlanMode) -> TractEngine {
         plans,
         threads: 1,
         seed: 3,
+        memory_limit: None,
     };
     TractEngine::load(&path, &options).unwrap()
 }
@@ -63,6 +64,7 @@ fn token_inputs_are_bounded_by_the_embedding() {
         plans: PlanMode::Symbolic,
         threads: 1,
         seed: 1,
+        memory_limit: None,
     };
     let mut e = TractEngine::load(&path, &options).unwrap();
     let kinds: Vec<InputKind> = e.inputs().iter().map(|s| s.kind).collect();

@@ -180,6 +180,7 @@ impl ServiceArgs {
             plans: self.plans,
             threads: self.threads,
             seed: self.seed,
+            memory_limit: None,
         };
         let engine = TractEngine::load(&path, &options);
         spinner.finish_and_clear();

@@ -49,6 +49,10 @@ pub struct TractOptions {
     pub threads: usize,
     /// Seed of the synthetic inputs.
     pub seed: u64,
+    /// Most memory the plans may need, bytes, on top of the check against
+    /// the memory available now (MemAvailable): a caller's own cap (the fuzz
+    /// harness runs under a 2 GB RSS limit). `None`: MemAvailable alone.
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for TractOptions {
@@ -58,6 +62,7 @@ impl Default for TractOptions {
             plans: PlanMode::Auto,
             threads: 1,
             seed: 1,
+            memory_limit: None,
         }
     }
 }
@@ -151,7 +156,8 @@ impl TractEngine {
         let batch = typed.symbols.get(&batch_symbol).ok_or_else(|| {
             anyhow!("{shown}: batch dimension {batch_symbol} vanished in analysis")
         })?;
-        check_memory(&typed, &batch, options.max_batch).with_context(|| shown.to_string())?;
+        check_memory(&typed, &batch, options.max_batch, options.memory_limit)
+            .with_context(|| shown.to_string())?;
         let run_options = RunOptions {
             executor: (options.threads > 1)
                 .then(|| tract_linalg::multithread::Executor::multithread(options.threads)),
@@ -537,17 +543,26 @@ fn input_kind(model: &InferenceModel, outlet: OutletId, name: &str, datum: Datum
 }
 
 /// Refuses a model whose largest batch cannot fit in the memory available
-/// now, before plans or synthetic inputs are made: a 91-byte model with a
-/// `[N, 100000, 100000]` input asked for 640 GB and the process aborted.
-/// Without /proc/meminfo (not Linux) nothing is checked.
-fn check_memory(typed: &TypedModel, batch: &Symbol, max_batch: usize) -> Result<()> {
+/// now, or in `limit` where the caller sets one, before plans or synthetic
+/// inputs are made: a 91-byte model with a `[N, 100000, 100000]` input asked
+/// for 640 GB and the process aborted. Without /proc/meminfo (not Linux) only
+/// `limit` is checked.
+fn check_memory(
+    typed: &TypedModel,
+    batch: &Symbol,
+    max_batch: usize,
+    limit: Option<u64>,
+) -> Result<()> {
     let need = least_bytes(typed, batch, max_batch);
-    let Some(available) = mem_available() else {
-        return Ok(());
+    let (available, what) = match (mem_available(), limit) {
+        (Some(a), Some(l)) if l < a => (l, "the memory limit"),
+        (Some(a), _) => (a, "available (MemAvailable)"),
+        (None, Some(l)) => (l, "the memory limit"),
+        (None, None) => return Ok(()),
     };
     if need > u128::from(available) {
         bail!(
-            "a batch of {max_batch} needs at least {} of memory, {} is available (MemAvailable); lower --max-batch or use a smaller model",
+            "a batch of {max_batch} needs at least {} of memory, {} is {what}; lower --max-batch or use a smaller model",
             gigabytes(need),
             gigabytes(available.into())
         );
