@@ -369,14 +369,15 @@ fn check_knob<K: FrequencyKnob>(what: &str, knob: &K) {
 /// detection, the power sensor, the state store) and `ecoedge board`'s
 /// report, which reads them all. Knob levels must come out ascending and
 /// distinct; a store that parses must serialise back to itself. The file is
-/// put back afterwards, so every input runs on the same tree. Inputs without
-/// a selector run the text parsers of `possible_rates` alone.
+/// put back afterwards, so every input runs on the same tree. Every input is
+/// also parsed whole as a `possible_rates` list (the EMC's rate parser, the one
+/// that takes text).
 pub fn sysfs(data: &[u8]) {
-    if let Some(t) = text(data) {
-        if let Ok(hz) = parse_rates(Path::new("possible_rates"), t) {
-            assert!(!hz.is_empty());
-            assert_ascending("possible_rates", &hz);
-        }
+    if let Some(t) = text(data)
+        && let Ok(hz) = parse_rates(Path::new("possible_rates"), t)
+    {
+        assert!(!hz.is_empty());
+        assert_ascending("possible_rates", &hz);
     }
     let Some((&pick, content)) = data.split_first() else {
         return;
@@ -540,14 +541,26 @@ pub fn onnx(data: &[u8]) {
             seed: 1,
             memory_limit: Some(ONNX_MEMORY_LIMIT),
         };
-        let Ok(mut engine) = TractEngine::load(&path, &options) else {
-            return;
-        };
-        let sig = engine.signature().clone();
-        assert!(!sig.inputs.is_empty());
-        assert_eq!(sig.inputs.len(), engine.inputs().len());
-        for b in [1, 2] {
-            let _ = engine.run_synthetic(b);
+        // The engine turns tract's panics into errors (catch_unwind), but
+        // libFuzzer's panic hook aborts before any unwinding: a plain hook
+        // while the engine runs, so that only a panic the engine lets out
+        // (which the fuzz target turns into an abort) counts as a crash.
+        let fuzzer_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|info| eprintln!("{info}")));
+        let result = std::panic::catch_unwind(|| {
+            let Ok(mut engine) = TractEngine::load(&path, &options) else {
+                return;
+            };
+            let sig = engine.signature().clone();
+            assert!(!sig.inputs.is_empty());
+            assert_eq!(sig.inputs.len(), engine.inputs().len());
+            for b in [1, 2] {
+                let _ = engine.run_synthetic(b);
+            }
+        });
+        std::panic::set_hook(fuzzer_hook);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
         }
     });
 }

@@ -116,7 +116,22 @@ pub struct TractEngine {
 impl TractEngine {
     /// Loads `path` and builds the plans. Errors name the file and say what does
     /// not fit, in one line.
+    ///
+    /// A panic inside tract on a malformed file (a graph output that names
+    /// no value panicked in tract-onnx's parser) is returned as an error too:
+    /// a bad model is refused, it does not take the process down.
     pub fn load(path: &Path, options: &TractOptions) -> Result<Self> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| Self::load_unguarded(path, options)))
+            .unwrap_or_else(|panic| {
+                bail!(
+                    "{}: not an ONNX model tract can load ({})",
+                    path.display(),
+                    panic_message(panic.as_ref())
+                )
+            })
+    }
+
+    fn load_unguarded(path: &Path, options: &TractOptions) -> Result<Self> {
         let started = Instant::now();
         let shown = path.display();
         if options.max_batch == 0 {
@@ -369,17 +384,22 @@ fn run_state(state: &mut State, inputs: TVec<TValue>) -> Result<TVec<TValue>> {
     let why = match std::panic::catch_unwind(AssertUnwindSafe(|| state.run(inputs))) {
         Ok(Ok(outputs)) => return Ok(outputs),
         Ok(Err(e)) => brief(&e),
-        Err(panic) => panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .map_or_else(
-                || "tract panicked".into(),
-                |m| format!("tract panicked: {m}"),
-            ),
+        Err(panic) => panic_message(panic.as_ref()),
     };
     *state = State::new(state.plan()).map_err(|e| anyhow!("renewing the plan's state: {e}"))?;
     bail!("inference: {why}")
+}
+
+/// What a panic caught from tract said: `tract panicked: MESSAGE`.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .map_or_else(
+            || "tract panicked".into(),
+            |m| format!("tract panicked: {m}"),
+        )
 }
 
 /// The plain datatype of a tract element type.
