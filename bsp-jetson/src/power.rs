@@ -398,7 +398,10 @@ mod tests {
         let e = m.read("VDD_IN").unwrap_err();
         assert!(matches!(e, Error::Parse { .. }), "{e}");
         let e = e.to_string();
-        assert!(e.contains("curr1_input") && e.contains("fits 64 bits"), "{e}");
+        assert!(
+            e.contains("curr1_input") && e.contains("fits 64 bits"),
+            "{e}"
+        );
         // Within range it reads as before.
         std::fs::write(hw.join("in1_input"), "5048\n").unwrap();
         assert_eq!(m.read("VDD_IN").unwrap().power_mw, 4_846);
