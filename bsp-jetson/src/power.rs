@@ -216,7 +216,17 @@ impl PowerMonitor {
         let current_ma: i64 = self.sysfs.read_num(&r.current)?;
         let power_mw = match &r.power {
             Some(p) => self.sysfs.read_num(p)?,
-            None => voltage_mv * current_ma / 1_000,
+            // A reading of an unbound device or a corrupt file can be any
+            // integer; the product of two overflowed (a panic in debug builds,
+            // a wrapped power in release).
+            None => voltage_mv
+                .checked_mul(current_ma)
+                .map(|p| p / 1_000)
+                .ok_or_else(|| Error::Parse {
+                    path: r.current.clone(),
+                    content: format!("{current_ma} mA at {voltage_mv} mV"),
+                    expected: "a current whose power at the rail's voltage fits 64 bits",
+                })?,
         };
         Ok(RailReading {
             label: r.label.clone(),
@@ -364,5 +374,36 @@ impl PowerSource for RailPower {
 
     fn update_interval(&self) -> Option<Duration> {
         self.update_interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_whose_power_overflows_is_an_error_naming_the_file() {
+        // Found by fuzzing the sysfs files (fuzz/regressions/sysfs/): 1e16 mV
+        // at 960 mA overflowed `voltage * current` (a panic in debug builds).
+        let root = tempfile::tempdir().unwrap();
+        let hw = root
+            .path()
+            .join(HWMON_DRIVER_DIR.trim_start_matches('/'))
+            .join("7-0040/hwmon/hwmon5");
+        std::fs::create_dir_all(&hw).unwrap();
+        std::fs::write(hw.join("in1_label"), "VDD_IN\n").unwrap();
+        std::fs::write(hw.join("in1_input"), "9999999999999999\n").unwrap();
+        std::fs::write(hw.join("curr1_input"), "960\n").unwrap();
+        let m = PowerMonitor::discover(&Sysfs::new(root.path())).unwrap();
+        let e = m.read("VDD_IN").unwrap_err();
+        assert!(matches!(e, Error::Parse { .. }), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("curr1_input") && e.contains("fits 64 bits"),
+            "{e}"
+        );
+        // Within range it reads as before.
+        std::fs::write(hw.join("in1_input"), "5048\n").unwrap();
+        assert_eq!(m.read("VDD_IN").unwrap().power_mw, 4_846);
     }
 }

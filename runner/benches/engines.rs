@@ -129,6 +129,7 @@ fn main() -> Result<()> {
                     plans: PlanMode::Symbolic,
                     threads: t,
                     seed: 1,
+                    memory_limit: None,
                 },
             )?;
             let mut dynamic = load(&path, &options(PlanMode::Symbolic, largest))?;

@@ -49,6 +49,7 @@ fn inputs(path: &Path, batch: usize) -> Result<TVec<TValue>> {
             plans: PlanMode::Symbolic,
             threads: 1,
             seed: 1,
+            memory_limit: None,
         },
     )?;
     bench_inputs(engine.inputs(), batch)?
@@ -170,6 +171,7 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
             plans: PlanMode::PerBatch,
             threads: 1,
             seed: 1,
+            memory_limit: None,
         },
     )?;
     // An empty sysfs root: the host board with no knob but the batch and the

@@ -201,15 +201,19 @@ impl Workload {
                 next: 0,
             },
         };
-        Ok(Arrivals {
-            source,
-            rng,
-            next_slot: 0,
-            emitted_in_slot: 0,
-            pending: Vec::new(),
-            pending_at: 0,
-        })
+        Ok(Arrivals::new(source, rng))
     }
+}
+
+/// The arrivals of a trace file's text, as `file:` replays it (the format of
+/// [`Workload::File`]); `origin` names the file in errors.
+pub fn trace_arrivals(origin: &Path, text: &str) -> Result<Arrivals> {
+    let source = Source::File {
+        rows: parse_trace(origin, text)?,
+        row: 0,
+        next: 0,
+    };
+    Ok(Arrivals::new(source, Xoshiro256PlusPlus::seed_from_u64(0)))
 }
 
 impl fmt::Display for Workload {
@@ -411,6 +415,19 @@ pub struct Arrivals {
     pending_at: u64,
 }
 
+impl Arrivals {
+    fn new(source: Source, rng: Xoshiro256PlusPlus) -> Self {
+        Arrivals {
+            source,
+            rng,
+            next_slot: 0,
+            emitted_in_slot: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+        }
+    }
+}
+
 impl Iterator for Arrivals {
     type Item = Instant;
 
@@ -461,6 +478,12 @@ impl Iterator for Arrivals {
 fn read_trace_file(path: &Path) -> Result<Vec<TraceRow>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read trace file {}", path.display()))?;
+    parse_trace(path, &text)
+}
+
+/// The rows of trace file text (see [`read_trace_file`]); `path` names the
+/// file in errors.
+fn parse_trace(path: &Path, text: &str) -> Result<Vec<TraceRow>> {
     let mut rows: Vec<(usize, f64, Option<u64>)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;

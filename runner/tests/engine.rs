@@ -14,6 +14,7 @@ fn mlp(plans: PlanMode) -> TractEngine {
         plans,
         threads: 1,
         seed: 3,
+        memory_limit: None,
     };
     TractEngine::load(&path, &options).unwrap()
 }
@@ -85,6 +86,7 @@ fn token_inputs_are_bounded_by_the_embedding() {
         plans: PlanMode::Symbolic,
         threads: 1,
         seed: 1,
+        memory_limit: None,
     };
     let mut e = TractEngine::load(&path, &options).unwrap();
     let kinds: Vec<InputKind> = e.inputs().iter().map(|s| s.kind).collect();
@@ -93,4 +95,34 @@ fn token_inputs_are_bounded_by_the_embedding() {
         vec![InputKind::TokenIds { vocab: 30_522 }, InputKind::Mask]
     );
     e.run_synthetic(2).unwrap();
+}
+
+#[test]
+fn a_model_whose_output_names_no_value_is_an_error_not_a_panic() {
+    // Found by fuzzing (fuzz/regressions/onnx/): tract-onnx indexes its map of
+    // values by each graph output's name and panicked on an unknown one.
+    use ecoedge_models::graph::{Dim, GraphBuilder};
+    use prost::Message;
+    use tract_onnx::pb::tensor_proto::DataType;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dangling.onnx");
+    let dims = [Dim::Batch, Dim::Fixed(4)];
+    let mut g = GraphBuilder::new(1);
+    let x = g.input("input", DataType::Float, &dims);
+    g.node("Relu", &[&x], &[]);
+    g.output("nowhere", DataType::Float, &dims);
+    std::fs::write(&path, g.finish("dangling", "test").encode_to_vec()).unwrap();
+    let options = TractOptions {
+        max_batch: 2,
+        plans: PlanMode::Symbolic,
+        threads: 1,
+        seed: 1,
+        memory_limit: None,
+    };
+    let e = TractEngine::load(&path, &options).err().expect("refused");
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("dangling.onnx: not an ONNX model tract can load (tract panicked"),
+        "{e}"
+    );
 }

@@ -69,6 +69,7 @@ fn tract(path: &Path, max_batch: usize) -> TractEngine {
         plans: PlanMode::Symbolic,
         threads: 1,
         seed: 7,
+        memory_limit: None,
     };
     TractEngine::load(path, &options).unwrap_or_else(|e| panic!("{e:#}"))
 }

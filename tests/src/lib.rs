@@ -9,6 +9,7 @@
 //! - [`generic_sbc`]: the worked example of a board port (cpufreq and an
 //!   `ina2xx` hwmon sensor), using nothing but `ecoedge-core` and `std`.
 
+pub mod fuzzing;
 pub mod generic_sbc;
 pub mod ina3221_sim;
 pub mod sysfs;

@@ -32,6 +32,10 @@ pub struct TractOptions {
     pub threads: usize,
     /// Seed of the synthetic inputs.
     pub seed: u64,
+    /// Most memory the plans may need, bytes, on top of the check against
+    /// the memory available now (MemAvailable): a caller's own cap (the fuzz
+    /// harness runs under a 2 GB RSS limit). `None`: MemAvailable alone.
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for TractOptions {
@@ -41,6 +45,7 @@ impl Default for TractOptions {
             plans: PlanMode::Auto,
             threads: 1,
             seed: 1,
+            memory_limit: None,
         }
     }
 }
@@ -52,6 +57,7 @@ impl From<&EngineOptions> for TractOptions {
             plans: o.plans,
             threads: o.threads,
             seed: o.seed,
+            memory_limit: None,
         }
     }
 }
@@ -72,7 +78,22 @@ pub struct TractEngine {
 impl TractEngine {
     /// Loads `path` and builds the plans. Errors name the file and say what does
     /// not fit, in one line.
+    ///
+    /// A panic inside tract on a malformed file (a graph output that names
+    /// no value panicked in tract-onnx's parser) is returned as an error too:
+    /// a bad model is refused, it does not take the process down.
     pub fn load(path: &Path, options: &TractOptions) -> Result<Self> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| Self::load_unguarded(path, options)))
+            .unwrap_or_else(|panic| {
+                bail!(
+                    "{}: not an ONNX model tract can load ({})",
+                    path.display(),
+                    panic_message(panic.as_ref())
+                )
+            })
+    }
+
+    fn load_unguarded(path: &Path, options: &TractOptions) -> Result<Self> {
         let shown = path.display();
         if options.max_batch == 0 {
             bail!("largest batch must be at least 1");
@@ -114,7 +135,8 @@ impl TractEngine {
         let batch = typed.symbols.get(&batch_symbol).ok_or_else(|| {
             anyhow!("{shown}: batch dimension {batch_symbol} vanished in analysis")
         })?;
-        check_memory(&typed, &batch, options.max_batch).with_context(|| shown.to_string())?;
+        check_memory(&typed, &batch, options.max_batch, options.memory_limit)
+            .with_context(|| shown.to_string())?;
         let run_options = RunOptions {
             executor: (options.threads > 1)
                 .then(|| tract_linalg::multithread::Executor::multithread(options.threads)),
@@ -232,17 +254,22 @@ fn run_state(state: &mut State, inputs: TVec<TValue>) -> Result<TVec<TValue>> {
     let why = match std::panic::catch_unwind(AssertUnwindSafe(|| state.run(inputs))) {
         Ok(Ok(outputs)) => return Ok(outputs),
         Ok(Err(e)) => brief(&e),
-        Err(panic) => panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .map_or_else(
-                || "tract panicked".into(),
-                |m| format!("tract panicked: {m}"),
-            ),
+        Err(panic) => panic_message(panic.as_ref()),
     };
     *state = State::new(state.plan()).map_err(|e| anyhow!("renewing the plan's state: {e}"))?;
     bail!("inference: {why}")
+}
+
+/// What a panic caught from tract said: `tract panicked: MESSAGE`.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .map_or_else(
+            || "tract panicked".into(),
+            |m| format!("tract panicked: {m}"),
+        )
 }
 
 /// The plain datatype of a tract element type.
@@ -395,17 +422,26 @@ fn inspect_inputs(model: &InferenceModel, kinds: &InputKinds) -> Result<(Vec<Inp
 }
 
 /// Refuses a model whose largest batch cannot fit in the memory available
-/// now, before plans or synthetic inputs are made: a 91-byte model with a
-/// `[N, 100000, 100000]` input asked for 640 GB and the process aborted.
-/// Without /proc/meminfo (not Linux) nothing is checked.
-fn check_memory(typed: &TypedModel, batch: &Symbol, max_batch: usize) -> Result<()> {
+/// now, or in `limit` where the caller sets one, before plans or synthetic
+/// inputs are made: a 91-byte model with a `[N, 100000, 100000]` input asked
+/// for 640 GB and the process aborted. Without /proc/meminfo (not Linux) only
+/// `limit` is checked.
+fn check_memory(
+    typed: &TypedModel,
+    batch: &Symbol,
+    max_batch: usize,
+    limit: Option<u64>,
+) -> Result<()> {
     let need = least_bytes(typed, batch, max_batch);
-    let Some(available) = mem_available() else {
-        return Ok(());
+    let (available, what) = match (mem_available(), limit) {
+        (Some(a), Some(l)) if l < a => (l, "the memory limit"),
+        (Some(a), _) => (a, "available (MemAvailable)"),
+        (None, Some(l)) => (l, "the memory limit"),
+        (None, None) => return Ok(()),
     };
     if need > u128::from(available) {
         bail!(
-            "a batch of {max_batch} needs at least {} of memory, {} is available (MemAvailable); lower --max-batch or use a smaller model",
+            "a batch of {max_batch} needs at least {} of memory, {} is {what}; lower --max-batch or use a smaller model",
             gigabytes(need),
             gigabytes(available.into())
         );

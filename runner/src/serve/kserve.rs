@@ -265,7 +265,11 @@ fn shape_of(input: &InputJson, spec: &TensorSpec) -> Result<Vec<usize>, BadReque
 /// Flattens JSON data (flat or nested arrays) into little-endian bytes of
 /// `datatype`, exactly `count` elements.
 fn json_data(data: &Value, datatype: DataType, count: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(count * datatype.size());
+    // Grown as the elements come, not sized from the shape: the shape is the
+    // client's word, and `[100000000000000, 64]` with one element of data
+    // asked for 25.6 PB up front and aborted the server. The elements are in
+    // `data`, so what grows is bounded by the body (--max-body).
+    let mut out = Vec::new();
     let mut seen = 0usize;
     let mut stack = vec![data];
     // Depth-first, left to right: push children reversed.
@@ -549,6 +553,22 @@ mod tests {
             let err = parse(body).unwrap_err();
             assert!(err.0.contains(want), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_huge_shape_with_little_data_is_refused_without_allocating_it() {
+        // Found by review while fuzzing (fuzz/regressions/kserve/): 6.4e15
+        // elements announced, one given; the shape's bytes were allocated first.
+        let (i, o) = specs();
+        let ids = r#"{"name":"ids","shape":[100000000000000,3],"datatype":"INT64","data":[1]}"#;
+        let body = format!(
+            r#"{{"inputs":[{{"name":"x","shape":[100000000000000,2],"datatype":"FP32","data":[1]}},{ids}]}}"#
+        );
+        let e = parse_infer(body.as_bytes(), None, &i, &o).unwrap_err();
+        assert_eq!(
+            e.0,
+            "input `x`: 1 elements where its shape holds 200000000000000"
+        );
     }
 
     #[test]
