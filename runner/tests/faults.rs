@@ -35,7 +35,10 @@ fn current_file() -> String {
     format!("{}/curr1_input", hwmon())
 }
 
-const GPU_MAX: &str = "/sys/devices/gpu.0/devfreq/17000000.gv11b/max_freq";
+/// A CPU cluster's maximum: the run's CPU engine leaves the GPU clock pinned
+/// at its lowest level from the start, so only CPU clock files are written
+/// once the run is under way.
+const CPU4_MAX: &str = "/sys/devices/system/cpu/cpufreq/policy4/scaling_max_freq";
 const CPU0_MAX: &str = "/sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq";
 
 /// Every clock setting the run may touch, as the files hold them, but
@@ -205,8 +208,8 @@ fn a_negative_current_is_not_measured_as_zero_joules() {
 
 #[test]
 fn a_refused_clock_write_stops_the_run_and_restores_the_rest() {
-    let f = run_with_fault(6, GPU_MAX, |b| directory_in_place_of(b, GPU_MAX));
-    assert_stopped(&f, "max_freq");
+    let f = run_with_fault(6, CPU4_MAX, |b| directory_in_place_of(b, CPU4_MAX));
+    assert_stopped(&f, "scaling_max_freq");
 }
 
 #[test]
