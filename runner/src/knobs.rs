@@ -44,13 +44,6 @@ impl KnobSet {
     pub fn contains(&self, knob: Knob) -> bool {
         self.knobs.contains(&knob)
     }
-
-    /// The same set without `knob`.
-    pub fn without(&self, knob: Knob) -> Self {
-        KnobSet {
-            knobs: self.knobs.iter().copied().filter(|&k| k != knob).collect(),
-        }
-    }
 }
 
 impl Default for KnobSet {

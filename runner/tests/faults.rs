@@ -35,9 +35,8 @@ fn current_file() -> String {
     format!("{}/curr1_input", hwmon())
 }
 
-/// A CPU cluster's maximum: the run's CPU engine leaves the GPU clock pinned
-/// at its lowest level from the start, so only CPU clock files are written
-/// once the run is under way.
+/// A CPU cluster's maximum: the run's CPU engine holds the GPU clock at its
+/// lowest level, so only CPU clock files change once the run is under way.
 const CPU4_MAX: &str = "/sys/devices/system/cpu/cpufreq/policy4/scaling_max_freq";
 const CPU0_MAX: &str = "/sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq";
 

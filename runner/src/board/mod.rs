@@ -18,7 +18,7 @@ use ecoedge_core::board::{EnergyMeter, EnergySource, FrequencyKnob};
 use ecoedge_core::space::{Config, Knob, Space};
 use ecoedge_core::time::Instant;
 
-use crate::knobs::{KnobSet, LowerLimits, apply_config, build_space, cli_name, dimensions};
+use crate::knobs::{KnobSet, LowerLimits, apply_config, build_space, dimensions};
 use host::{CpuTimeMeter, ESTIMATED_CORE_W, RaplMeter};
 
 /// `--board`.
@@ -181,27 +181,6 @@ impl LinuxBoard {
             Some(guard) => guard.unless_restored(write).unwrap_or(Ok(())),
             None => write(),
         }
-    }
-
-    /// Pins the `knob` clock at its lowest level, for the run, where the board
-    /// has it (restored at the end like every clock); its frequency, or
-    /// `None` without such a clock. For a clock that moves no cost: the GPU
-    /// while inference runs on the CPU.
-    pub fn pin_lowest(&mut self, knob: Knob) -> Result<Option<u32>> {
-        let Some(clock) = self.clocks.iter_mut().find(|c| c.as_ref().knob() == knob) else {
-            return Ok(None);
-        };
-        let lowest = clock.as_ref().levels().first().copied();
-        let mut write = || {
-            clock.as_mut().set_level(0).with_context(|| {
-                format!("pinning the {} clock at its lowest level", cli_name(knob))
-            })
-        };
-        match &self.guard {
-            Some(guard) => guard.unless_restored(write).unwrap_or(Ok(()))?,
-            None => write()?,
-        }
-        Ok(lowest)
     }
 
     /// A handle that restores the board's clocks from another thread (a

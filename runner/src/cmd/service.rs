@@ -10,7 +10,7 @@ use clap::Args;
 use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::{AnyOptimizer, by_name};
-use ecoedge_core::space::Knob;
+use ecoedge_core::space::{Dimension, Knob, Space};
 use ecoedge_core::time::Duration as CoreDuration;
 use ecoedge_models::Builtin;
 use indicatif::ProgressBar;
@@ -21,7 +21,6 @@ use super::signals::SignalWatch;
 use crate::board::{BoardChoice, LinuxBoard};
 use crate::capacity::MAX_BATCH;
 use crate::inference::{self, Engine, EngineChoice, EngineOptions, Ep, PlanMode};
-use crate::knobs::KnobSet;
 use crate::logs::LogWriter;
 use crate::record::{Outcome, Recorder};
 use crate::report::{Meta, Summary};
@@ -242,7 +241,7 @@ impl ServiceArgs {
                 wait.as_secs_f64() * 1e3
             );
         }
-        let mut board = LinuxBoard::open(
+        let board = LinuxBoard::open(
             self.board,
             &self.sysfs_root,
             clock,
@@ -252,8 +251,8 @@ impl ServiceArgs {
         for note in &board.notes {
             eprintln!("{}: {note}", board.name);
         }
-        let knobs = self.searched_knobs(&mut board)?;
-        let space = board.space(&knobs, self.max_batch, &limits)?;
+        let space = board.space(&self.measure.knobs, self.max_batch, &limits)?;
+        let space = self.gpu_where_it_matters(space, board.name)?;
         let optimizer: AnyOptimizer = by_name(&self.optimizer, &space, self.seed)
             .map_err(|e| anyhow!("--optimizer {}: {e}", self.optimizer))?;
         let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
@@ -272,24 +271,38 @@ impl ServiceArgs {
         Ok((board, ctl, record))
     }
 
-    /// The knobs to search: `--knobs`, less the GPU clock while inference runs
-    /// on the CPU (tract, or ONNX Runtime's CPU provider). There the GPU clock
-    /// only moves idle power, so it is pinned at its lowest level (and
-    /// restored at the end) rather than searched: the optimizer searches only
-    /// knobs that move the cost.
-    fn searched_knobs(&self, board: &mut LinuxBoard) -> Result<KnobSet> {
-        let knobs = &self.measure.knobs;
-        if self.ep != Ep::Cpu || !knobs.contains(Knob::Gpu) {
-            return Ok(knobs.clone());
+    /// `space` with the GPU clock held at its lowest level while inference
+    /// runs on the CPU (tract, or ONNX Runtime's CPU provider): there it only
+    /// moves idle power, so the optimizer searches only knobs that move the
+    /// cost. The GPU stays a dimension of one level, so configs, logs and the
+    /// summary show where it is, `fixed:C,0,B` still names it, and it is
+    /// pinned (and restored) like every clock.
+    fn gpu_where_it_matters(&self, space: Space, board: &str) -> Result<Space> {
+        let Some(gpu) = space.position(Knob::Gpu) else {
+            return Ok(space);
+        };
+        if self.ep != Ep::Cpu {
+            return Ok(space);
         }
-        if let Some(hz) = board.pin_lowest(Knob::Gpu)? {
-            eprintln!(
-                "{}: inference runs on the CPU: the GPU clock is pinned at its lowest level ({} MHz) and not searched",
-                board.name,
-                hz / 1_000_000
-            );
-        }
-        Ok(knobs.without(Knob::Gpu))
+        let dims: Vec<Dimension> = space
+            .dims()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if i == gpu {
+                    Dimension::new(Knob::Gpu, &d.levels()[..1])
+                } else {
+                    Ok(d.clone())
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("{e}"))?;
+        let lowest = dims[gpu].levels()[0];
+        eprintln!(
+            "{board}: inference runs on the CPU: the GPU clock is pinned at its lowest level ({} MHz) and not searched",
+            lowest / 1_000_000
+        );
+        Space::new(&dims).map_err(|e| anyhow!("{e}"))
     }
 
     /// The summary of a run of `workload` on `board`.
