@@ -389,10 +389,12 @@ impl Comparison<'_> {
                         energy_j: mean(&|p| p.baseline.energy_j()),
                         latency_s: mean(&|p| p.baseline.latency_s()),
                         penalty_cost: mean(&|p| self.penalty.cost(&p.baseline, alpha)),
+                        // Known only when every instance has it.
                         window_oracle_mean_cost: ps
                             .iter()
-                            .all(|p| p.window_oracle.is_some())
-                            .then(|| mean(&|p| p.window_oracle.unwrap_or(f64::NAN))),
+                            .map(|p| p.window_oracle)
+                            .sum::<Option<f64>>()
+                            .map(|sum| sum / ps.len().max(1) as f64),
                     }
                 })
                 .collect(),
