@@ -61,6 +61,13 @@ pub struct MeterStats {
     pub gaps_s: f64,
 }
 
+/// What a clock was set to: a level, or handed to its governor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    Level(usize),
+    Governed,
+}
+
 /// A Linux board ready to serve: meter, clock knobs, and the guard that puts
 /// the clocks back. Fields drop in order: the guard restores the clocks first.
 pub struct LinuxBoard {
@@ -69,6 +76,9 @@ pub struct LinuxBoard {
     pub name: &'static str,
     meter: Meter,
     clocks: Vec<ClockKnob>,
+    /// What each clock was last set to, so a knob a new config leaves as it
+    /// was is not written again (`None`: not set yet).
+    applied: Vec<Option<Setting>>,
     clock: MonotonicClock,
     /// Readings of a meter that keeps no count of its own (the estimate).
     reads: u64,
@@ -168,10 +178,22 @@ impl LinuxBoard {
         config: &Config,
         governed: impl Fn(Knob) -> bool,
     ) -> Result<()> {
-        let clocks = &mut self.clocks;
+        let (clocks, applied) = (&mut self.clocks, &mut self.applied);
         let mut write = || -> Result<()> {
-            for knob in clocks.iter_mut() {
-                apply_config(space, config, &governed, knob.as_mut())?;
+            for (knob, last) in clocks.iter_mut().zip(applied.iter_mut()) {
+                let which = knob.as_ref().knob();
+                let Some(dim) = space.position(which) else {
+                    continue;
+                };
+                let want = if governed(which) {
+                    Setting::Governed
+                } else {
+                    Setting::Level(config.index(dim))
+                };
+                if *last != Some(want) {
+                    apply_config(space, config, &governed, knob.as_mut())?;
+                    *last = Some(want);
+                }
             }
             Ok(())
         };
@@ -235,6 +257,7 @@ fn open_host(
         None => open_host_meter(sysfs.root(), &mut notes)?,
     };
     Ok(LinuxBoard {
+        applied: vec![None; clocks.len()],
         guard,
         name: "host",
         meter,
@@ -328,6 +351,7 @@ fn open_jetson(
         }
     };
     Ok(LinuxBoard {
+        applied: vec![None; clocks.len()],
         guard: Some(knobs.guard),
         name: "jetson",
         meter,
