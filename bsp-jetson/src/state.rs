@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::restore::{SavedClock, SavedEmc};
@@ -98,37 +99,53 @@ impl StateDir {
         Ok(BoardLock { _file: file })
     }
 
-    /// Writes the store, atomically (a temporary file renamed over it), so a
-    /// crash leaves the old store or the new one, never half of one.
+    /// Writes the store, atomically: see [`StateDir::write_json`].
     pub fn write_store(&self, stored: &Stored) -> Result<()> {
-        let tmp = self.dir.join(format!("{STORE_FILE}.tmp"));
-        let text = serde_json::to_string_pretty(stored).map_err(io::Error::other);
-        text.and_then(|text| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, self.dir.join(STORE_FILE))
-        })
-        .map_err(|e| self.io(STORE_FILE, e))
+        self.write_json(STORE_FILE, stored)
     }
 
     /// The store, if one is there.
     pub fn read_store(&self) -> Result<Option<Stored>> {
-        let path = self.dir.join(STORE_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io(STORE_FILE, e)),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| self.io(STORE_FILE, io::Error::new(io::ErrorKind::InvalidData, e)))
+        self.read_json(STORE_FILE)
     }
 
     /// Removes the store (after a verified restore); none there is fine.
     pub fn remove_store(&self) -> Result<()> {
-        match std::fs::remove_file(self.dir.join(STORE_FILE)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.io(STORE_FILE, e)),
+        self.remove(STORE_FILE)
+    }
+
+    /// Writes `value` as JSON to `file` in the directory, atomically (a
+    /// temporary file renamed over it), so a crash leaves the old contents or
+    /// the new, never half of them. For the stores of other clocks a board
+    /// holds under the same lock (an NVML GPU's lock, say).
+    pub fn write_json<T: Serialize>(&self, file: &str, value: &T) -> Result<()> {
+        let tmp = self.dir.join(format!("{file}.tmp"));
+        let text = serde_json::to_string_pretty(value).map_err(io::Error::other);
+        text.and_then(|text| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.dir.join(file))
+        })
+        .map_err(|e| self.io(file, e))
+    }
+
+    /// What `file` holds, if it is there.
+    pub fn read_json<T: DeserializeOwned>(&self, file: &str) -> Result<Option<T>> {
+        let text = match std::fs::read_to_string(self.dir.join(file)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(file, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| self.io(file, io::Error::new(io::ErrorKind::InvalidData, e)))
+    }
+
+    /// Removes `file`; none there is fine.
+    pub fn remove(&self, file: &str) -> Result<()> {
+        match std::fs::remove_file(self.dir.join(file)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.io(file, e)),
             _ => Ok(()),
         }
     }

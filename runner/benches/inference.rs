@@ -29,7 +29,7 @@ use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::by_name;
 use ecoedge_core::window::WindowSettings;
 use ecoedge_models::Builtin;
-use ecoedge_runner::board::{BoardChoice, LinuxBoard};
+use ecoedge_runner::board::{BoardOptions, LinuxBoard};
 use ecoedge_runner::inference::{DataType, Engine, PlanMode, TractEngine, TractOptions};
 use ecoedge_runner::knobs::{KnobSet, LowerLimits};
 use ecoedge_runner::record::Recorder;
@@ -178,7 +178,11 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     // CPU-time meter, the same on every machine.
     let root = tempfile::tempdir()?;
     let clock = MonotonicClock::new();
-    let mut board = LinuxBoard::open(BoardChoice::Host, root.path(), clock, None, None)?;
+    let options = BoardOptions {
+        sysfs_root: root.path().to_path_buf(),
+        ..BoardOptions::default()
+    };
+    let mut board = LinuxBoard::open(&options, clock)?;
     let space = board.space(&KnobSet::paper(), BATCH as u32, &LowerLimits::NONE)?;
     let optimizer = by_name("fixed:max", &space, 1).map_err(|e| anyhow!("{e}"))?;
     let settings = Settings {

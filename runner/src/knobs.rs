@@ -181,7 +181,7 @@ pub fn apply_config<K>(
 ) -> Result<()>
 where
     K: FrequencyKnob + ?Sized,
-    K::Error: std::error::Error + Send + Sync + 'static,
+    K::Error: Into<anyhow::Error>,
 {
     let which = knob.knob();
     let Some(dim) = space.position(which) else {
@@ -189,10 +189,12 @@ where
     };
     if governed(which) {
         knob.hand_over()
+            .map_err(Into::into)
             .with_context(|| format!("handing the {} clock to its governor", cli_name(which)))
     } else {
         let index = config.index(dim);
         knob.set_level(index)
+            .map_err(Into::into)
             .with_context(|| format!("setting the {} clock to level {index}", cli_name(which)))
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use ecoedge_core::space::{Config, Space};
+use ecoedge_core::space::{Config, Knob, Space};
 use ecoedge_core::window::{WindowReport, WindowSettings};
 use serde::Serialize;
 
@@ -120,10 +120,42 @@ pub struct Summary {
     /// meter does not fail).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meter: Option<MeterStats>,
+    /// The inference engine and what became of the GPU clock (`run` and
+    /// `serve`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineJson>,
     /// Why the service stopped before serving everything, when it did: the
     /// figures cover what was served until then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+}
+
+/// The summary's `engine` block.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EngineJson {
+    /// `tract` or `ort`.
+    pub name: String,
+    /// ONNX Runtime's execution provider; `cpu` for tract.
+    pub ep: String,
+    /// The GPU clock: `searched`; `pinned` at its lowest level, as inference
+    /// ran on the CPU; or `untouched`, not a knob of this run.
+    pub gpu_clock: &'static str,
+}
+
+impl EngineJson {
+    /// What `space` made of the GPU clock, for an engine `name` on `ep`.
+    pub fn new(name: String, ep: String, space: &Space) -> Self {
+        let gpu_clock = match space.position(Knob::Gpu).map(|d| space.dims()[d].len()) {
+            Some(1) => "pinned",
+            Some(_) => "searched",
+            None => "untouched",
+        };
+        EngineJson {
+            name,
+            ep,
+            gpu_clock,
+        }
+    }
 }
 
 impl Summary {
@@ -178,6 +210,9 @@ impl Summary {
             mhz(c.gpu_hz, 1_000_000),
             c.batch
         );
+        if let Some(e) = &self.engine {
+            println!("engine:   {} ({}), GPU clock {}", e.name, e.ep, e.gpu_clock);
+        }
         if let Some(m) = self.meter {
             println!(
                 "meter:    {} samples, {} errors, {:.3} s of gaps",
@@ -231,6 +266,7 @@ impl Summary {
             windows: out.windows_closed,
             final_config: ConfigJson::new(&out.space, &out.final_config),
             meter: None,
+            engine: None,
             stopped: out.stopped.clone(),
         }
     }

@@ -4,11 +4,15 @@
 use ecoedge_core::controller::Settings;
 use ecoedge_core::time::Duration;
 use ecoedge_core::window::WindowSettings;
+use ecoedge_runner::board::BoardOptions;
 use ecoedge_runner::service::api::{Service, ServiceOptions};
 
 fn options(root: &std::path::Path) -> ServiceOptions {
     ServiceOptions {
-        sysfs_root: root.to_path_buf(),
+        board: BoardOptions {
+            sysfs_root: root.to_path_buf(),
+            ..BoardOptions::default()
+        },
         max_batch: 8,
         settings: Settings {
             window: WindowSettings {

@@ -6,10 +6,12 @@
 //!   and records every write; and a Raspberry Pi 5 with an INA226 on hwmon, the
 //!   board of the port example.
 //! - [`ina3221_sim`]: a register-level INA3221 behind embedded-hal's `I2c`.
+//! - [`nvml`]: a fake NVIDIA GPU behind a fake `libnvidia-ml.so.1`.
 //! - [`generic_sbc`]: the worked example of a board port (cpufreq and an
 //!   `ina2xx` hwmon sensor), using nothing but `ecoedge-core` and `std`.
 
 pub mod fuzzing;
 pub mod generic_sbc;
 pub mod ina3221_sim;
+pub mod nvml;
 pub mod sysfs;

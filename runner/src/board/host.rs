@@ -28,10 +28,11 @@ pub const ESTIMATED_CORE_W: f64 = 10.0;
 /// implies nearly the whole range.
 const WRAP_SPAN: u64 = 8;
 
-/// How long RAPL readings may fail before the meter gives up: until then the
-/// last total is held (the counter is cumulative, so the energy of the gap is
-/// charged to the first batch after it, not lost).
-const RAPL_HOLD: Duration = Duration::from_secs(1);
+/// How long an energy counter's readings (RAPL, NVML) may fail before the
+/// meter gives up: until then the last total is held (the counter is
+/// cumulative, so the energy of the gap is charged to the first batch after
+/// it, not lost).
+pub(crate) const COUNTER_HOLD: Duration = Duration::from_secs(1);
 
 /// One RAPL package counter.
 #[derive(Debug)]
@@ -178,7 +179,7 @@ impl EnergyMeter for RaplMeter {
     type Error = io::Error;
 
     /// The total; a failed or refused reading is counted and the last total
-    /// held, for [`RAPL_HOLD`] at most.
+    /// held, for [`COUNTER_HOLD`] at most.
     fn energy_j(&mut self, now: Instant) -> io::Result<f64> {
         match self.read_all() {
             Ok(total) => {
@@ -195,7 +196,7 @@ impl EnergyMeter for RaplMeter {
                 self.failing = true;
                 self.stats.errors += 1;
                 match self.last_good {
-                    Some((t, total)) if now.saturating_since(t) <= RAPL_HOLD => Ok(total),
+                    Some((t, total)) if now.saturating_since(t) <= COUNTER_HOLD => Ok(total),
                     _ => Err(io::Error::other(why)),
                 }
             }
@@ -210,6 +211,7 @@ impl EnergyMeter for RaplMeter {
 pub struct CpuTimeMeter {
     core_w: f64,
     origin_s: f64,
+    reads: u64,
 }
 
 impl CpuTimeMeter {
@@ -218,7 +220,16 @@ impl CpuTimeMeter {
         Ok(CpuTimeMeter {
             core_w,
             origin_s: process_cpu_s()?,
+            reads: 0,
         })
+    }
+
+    /// Readings taken (it has no errors or gaps of its own).
+    pub fn stats(&self) -> MeterStats {
+        MeterStats {
+            samples: self.reads,
+            ..MeterStats::default()
+        }
     }
 }
 
@@ -226,7 +237,9 @@ impl EnergyMeter for CpuTimeMeter {
     type Error = io::Error;
 
     fn energy_j(&mut self, _now: Instant) -> io::Result<f64> {
-        Ok((process_cpu_s()? - self.origin_s).max(0.0) * self.core_w)
+        let cpu_s = process_cpu_s()?;
+        self.reads += 1;
+        Ok((cpu_s - self.origin_s).max(0.0) * self.core_w)
     }
 
     fn source(&self) -> EnergySource {

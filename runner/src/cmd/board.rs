@@ -10,9 +10,15 @@ use ecoedge_bsp_jetson::state::DEFAULT_DIR;
 use ecoedge_bsp_jetson::{MeterSpec, StateDir, Sysfs, open_i2c_meter, restore_stored};
 use serde::Serialize;
 
+use crate::board::{BoardChoice, nvml};
+
 /// Arguments of `ecoedge board`.
 #[derive(Debug, Clone, Args)]
 pub struct BoardArgs {
+    /// Board: auto (what the sysfs tree shows: a Jetson or a Linux host),
+    /// jetson, host, or nvml (also the NVIDIA GPU, through NVML).
+    #[arg(long, value_enum, default_value_t = BoardChoice::Auto)]
+    pub board: BoardChoice,
     /// Root under which /sys and /proc are read (a fake tree, a container mount).
     #[arg(long, default_value = "/")]
     pub sysfs_root: PathBuf,
@@ -46,7 +52,17 @@ pub fn run(args: &BoardArgs) -> Result<()> {
     if args.restore {
         return restore(args);
     }
-    let r = report(&args.sysfs_root)?;
+    let mut r = report(&args.sysfs_root)?;
+    if let Some(gpu) = &r.gpu {
+        r.notes.push(format!(
+            "the GPU clock is searched only when inference runs on the GPU (--engine ort --ep cuda or tensorrt); with tract or --ep cpu it is pinned at its lowest level ({} MHz)",
+            gpu.levels_hz.first().map_or(0, |hz| hz / 1_000_000)
+        ));
+    }
+    let nvml = (args.board == BoardChoice::Nvml)
+        .then(|| nvml::Gpu::open()?.report())
+        .transpose()
+        .context("--board nvml")?;
     let meter = args
         .meter
         .as_ref()
@@ -60,9 +76,15 @@ pub fn run(args: &BoardArgs) -> Result<()> {
         if let Some(m) = &meter {
             doc["meter"] = serde_json::to_value(m)?;
         }
+        if let Some(g) = &nvml {
+            doc["nvml"] = serde_json::to_value(g)?;
+        }
         println!("{doc}");
     } else {
         print_report(&r);
+        if let Some(g) = &nvml {
+            print_nvml(g);
+        }
         if let Some(m) = &meter {
             println!("meter:  {} {:>7.0} mW", m.spec, m.power_w * 1e3);
         }
@@ -78,6 +100,12 @@ fn restore(args: &BoardArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| sysfs.path(DEFAULT_DIR)),
     );
+    if let Some(pid) = nvml::restore_stored(&state).context("--restore")? {
+        println!(
+            "reset the GPU clock lock process {pid} left (store in {})",
+            state.dir().display()
+        );
+    }
     match restore_stored(&sysfs, &state).context("--restore")? {
         Some(stored) => println!(
             "restored the clocks process {} left pinned ({} clocks{}; store in {})",
@@ -93,6 +121,30 @@ fn restore(args: &BoardArgs) -> Result<()> {
         None => println!("nothing to restore: no store in {}", state.dir().display()),
     }
     Ok(())
+}
+
+fn print_nvml(g: &nvml::GpuReport) {
+    println!("nvml:   {} ({})", g.name, g.uuid);
+    println!(
+        "        graphics {} MHz, memory {} MHz, {:.1} W, energy counter: {}",
+        g.graphics_mhz,
+        g.memory_mhz,
+        g.power_w,
+        if g.energy_counter {
+            "yes"
+        } else {
+            "no (power sampled)"
+        }
+    );
+    println!(
+        "        {} levels searched with --gpu-clocks lock, MHz: {}",
+        g.levels_mhz.len(),
+        g.levels_mhz
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }
 
 fn read_meter(spec: &MeterSpec, sysfs: &Sysfs) -> Result<MeterReading> {

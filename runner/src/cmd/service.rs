@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Args;
-use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
+use clap::{Args, ValueEnum};
+use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::{AnyOptimizer, by_name};
 use ecoedge_core::space::{Dimension, Knob, Space};
@@ -18,36 +18,24 @@ use indicatif::ProgressBar;
 use super::measure::{Defaults, MeasureArgs};
 use super::output::OutputArgs;
 use super::signals::SignalWatch;
-use crate::board::{BoardChoice, LinuxBoard};
+use crate::board::{BoardOptions, LinuxBoard};
 use crate::capacity::MAX_BATCH;
 use crate::inference::{self, Engine, EngineChoice, EngineOptions, Ep, PlanMode};
 use crate::logs::LogWriter;
 use crate::record::{Outcome, Recorder};
-use crate::report::{Meta, Summary};
+use crate::report::{EngineJson, Meta, Summary};
 use crate::units::parse_duration;
 
 /// Flags of `run` and `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServiceArgs {
-    /// Board: auto (a Jetson when detected, else the host), jetson or host.
-    #[arg(long, value_enum, default_value_t = BoardChoice::Auto)]
-    pub board: BoardChoice,
-    /// Root under which /sys is read and written (a fake tree, a container mount).
-    #[arg(long, default_value = "/")]
-    pub sysfs_root: PathBuf,
-    /// Where the board's lock and the store of its clocks as they were live
-    /// (default: /run/ecoedge under --sysfs-root).
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub board: BoardOptions,
     /// Longest the drain after a stop signal may take; then what still waits
     /// is left unserved (counted as pending). A second signal restores the
     /// board and exits at once.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub drain_timeout: CoreDuration,
-    /// Read energy from an INA3221 over Linux I2C instead of the board's own
-    /// meter: i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
-    #[arg(long)]
-    pub meter: Option<MeterSpec>,
     /// DNN: resnet50, bert-tiny, mlp (generated on first use) or an ONNX file.
     /// bert-tiny by default: any CPU serves the default 20 requests/s with it,
     /// while ResNet-50 at that rate needs the Jetson's GPU.
@@ -241,13 +229,7 @@ impl ServiceArgs {
                 wait.as_secs_f64() * 1e3
             );
         }
-        let board = LinuxBoard::open(
-            self.board,
-            &self.sysfs_root,
-            clock,
-            self.meter.as_ref(),
-            self.state_dir.as_deref(),
-        )?;
+        let board = LinuxBoard::open(&self.board, clock)?;
         for note in &board.notes {
             eprintln!("{}: {note}", board.name);
         }
@@ -323,6 +305,11 @@ impl ServiceArgs {
         };
         let mut summary = Summary::of(meta, out, &settings.window, board.source().name());
         summary.meter = Some(board.meter_stats());
+        let engine = self
+            .engine
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().into());
+        summary.engine = Some(EngineJson::new(engine, self.ep.to_string(), &out.space));
         summary
     }
 }

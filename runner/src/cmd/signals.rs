@@ -13,8 +13,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::board::BoardRestorer;
 use anyhow::{Context, Result};
-use ecoedge_bsp_jetson::Restorer;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -28,7 +28,7 @@ const POLL: Duration = Duration::from_millis(20);
 pub struct SignalWatch {
     /// Set by signals; the service reads it.
     pub stop: Arc<Stop>,
-    restorer: Arc<Mutex<Option<Restorer>>>,
+    restorer: Arc<Mutex<Option<BoardRestorer>>>,
 }
 
 impl SignalWatch {
@@ -38,7 +38,7 @@ impl SignalWatch {
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
             .context("installing the signal handlers")?;
         let stop = Arc::new(Stop::default());
-        let restorer: Arc<Mutex<Option<Restorer>>> = Arc::default();
+        let restorer: Arc<Mutex<Option<BoardRestorer>>> = Arc::default();
         let (flags, board) = (Arc::clone(&stop), Arc::clone(&restorer));
         std::thread::Builder::new()
             .name("ecoedge-signals".into())
@@ -70,7 +70,7 @@ impl SignalWatch {
     }
 
     /// From now on a second signal restores the board through `restorer`.
-    pub fn guard(&self, restorer: Option<Restorer>) {
+    pub fn guard(&self, restorer: Option<BoardRestorer>) {
         *self.restorer.lock().unwrap_or_else(PoisonError::into_inner) = restorer;
     }
 
@@ -81,10 +81,10 @@ impl SignalWatch {
 }
 
 /// A second signal: the board's clocks back now, then exit with 128 + it.
-fn restore_and_exit(board: &Mutex<Option<Restorer>>, signal: i32) -> ! {
+fn restore_and_exit(board: &Mutex<Option<BoardRestorer>>, signal: i32) -> ! {
     let restorer = board.lock().unwrap_or_else(PoisonError::into_inner).clone();
     match restorer.map(|r| r.restore()) {
-        Some(Err(e)) => eprintln!("signal {signal}: exiting; restoring the clocks failed: {e}"),
+        Some(Err(e)) => eprintln!("signal {signal}: exiting; restoring the clocks failed: {e:#}"),
         Some(Ok(())) => eprintln!("signal {signal}: clocks restored; exiting without the summary"),
         None => eprintln!("signal {signal}: exiting without the summary"),
     }

@@ -25,15 +25,14 @@
 //! ```
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Mutex, PoisonError};
 use std::thread::Thread;
 
 use anyhow::{Context, Result, bail};
+use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_bsp_jetson::sampler::Clock;
-use ecoedge_bsp_jetson::{MeterSpec, MonotonicClock};
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::{AnyOptimizer, by_name};
 use ecoedge_core::queue::{Producer, RequestSource, RingQueue};
@@ -42,7 +41,7 @@ use ecoedge_core::time::Duration;
 use ecoedge_core::window::WindowSettings;
 
 use super::{Batch, Fed, Stop, serve_loop};
-use crate::board::{BoardChoice, LinuxBoard};
+use crate::board::{BoardOptions, LinuxBoard};
 use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::knobs::{KnobSet, LowerLimits};
 use crate::record::{Ending, Outcome, Recorder};
@@ -50,12 +49,9 @@ use crate::record::{Ending, Outcome, Recorder};
 /// How to set a [`Service`] up.
 #[derive(Debug, Clone)]
 pub struct ServiceOptions {
-    /// Which board to measure and tune (default: the host).
-    pub board: BoardChoice,
-    /// Root of `/sys` (default `/`).
-    pub sysfs_root: PathBuf,
-    /// An INA3221 read over I2C instead of the board's own meter.
-    pub meter: Option<MeterSpec>,
+    /// Which board to measure and tune, and how (default: the host under
+    /// `/`, with its own meter).
+    pub board: BoardOptions,
     /// Largest batch your function accepts (at most 16).
     pub max_batch: u32,
     /// Optimizer name, as `ecoedge run --optimizer` takes it.
@@ -77,9 +73,7 @@ impl Default for ServiceOptions {
     /// answered even when too few arrive to fill a batch.
     fn default() -> Self {
         ServiceOptions {
-            board: BoardChoice::Host,
-            sysfs_root: PathBuf::from("/"),
-            meter: None,
+            board: BoardOptions::default(),
             max_batch: MAX_BATCH as u32,
             optimizer: "ecogd".into(),
             seed: 1,
@@ -193,13 +187,7 @@ impl Service {
             bail!("max_batch must be in 1..={MAX_BATCH}");
         }
         let clock = MonotonicClock::new();
-        let board = LinuxBoard::open(
-            options.board,
-            &options.sysfs_root,
-            clock,
-            options.meter.as_ref(),
-            None,
-        )?;
+        let board = LinuxBoard::open(&options.board, clock)?;
         let space = board.space(&options.knobs, options.max_batch, &options.lower_limits)?;
         Ok(Service {
             board,
