@@ -302,6 +302,14 @@ fn board_reports_a_fake_xavier_nx() {
         assert_eq!(v["cpu"]["levels_khz"].as_array().unwrap().len(), 25);
         assert_eq!(v["gpu"]["levels_hz"].as_array().unwrap().len(), 15);
         assert!(v["gpu"]["path"].as_str().unwrap().contains("gv11b"));
+        let notes = v["notes"].as_array().unwrap();
+        assert!(
+            notes.iter().any(|n| n
+                .as_str()
+                .unwrap()
+                .contains("with tract or --ep cpu it is pinned at its lowest level (114 MHz)")),
+            "{notes:?}"
+        );
         let rails = v["rails"].as_array().unwrap();
         assert!(
             rails

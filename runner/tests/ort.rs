@@ -271,8 +271,13 @@ fn run_with_the_ort_engine_serves_every_request() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("ort "), "the engine is named: {stderr}");
+    assert!(
+        stderr.contains("ort (cpu provider) "),
+        "the engine and its provider are named: {stderr}"
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(s["engine"]["name"], "ort", "{s}");
+    assert_eq!(s["engine"]["ep"], "cpu", "{s}");
     let r = &s["requests"];
     assert!(r["arrived"].as_u64().unwrap() > 100, "{s}");
     assert_eq!(r["served"], r["arrived"], "{s}");

@@ -57,6 +57,8 @@ fn run_tunes_a_fake_xavier_nx_and_restores_it() {
     assert!(c["cpu_khz"].as_u64().is_some(), "{c}");
     // tract runs on the CPU: the GPU clock is held at its lowest level.
     assert_eq!(c["gpu_hz"], 114_750_000, "{c}");
+    assert_eq!(s["engine"]["gpu_clock"], "pinned", "{s}");
+    assert_eq!(s["engine"]["ep"], "cpu");
     assert!(
         c.get("emc_hz").is_none(),
         "the memory clock only when asked: {c}"

@@ -12,7 +12,7 @@ use super::sim::setup;
 use crate::compare::{Comparison, Penalty, report_text, write_out};
 use crate::device;
 use crate::units::parse_duration;
-use crate::workload::{PAPER_SUITE, Workload};
+use crate::workload::{PAPER_SUITE, UNSEEN_SUITE, Workload};
 
 /// The optimizers compared by default (the paper's set and the oracle).
 pub const DEFAULT_OPTIMIZERS: &str = "ecogd,grid,linear,dvfs,mab,bayes,oracle";
@@ -34,7 +34,8 @@ pub struct CompareArgs {
     /// DNN: resnet50 or bert-tiny.
     #[arg(long, default_value = "resnet50")]
     pub model: String,
-    /// A named suite of workloads; `paper` is the paper's seven.
+    /// A named suite of workloads: `paper`, the paper's seven; `unseen`, three
+    /// time-varying traces never used while tuning EcoGD (diurnal, step, ramp).
     #[arg(long, required_unless_present = "workload")]
     pub suite: Option<String>,
     /// A workload (repeatable), instead of or besides a suite.
@@ -80,7 +81,8 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     let model = device::model(&args.device, device::dnn(&args.model)?)?;
     let mut specs: Vec<String> = match args.suite.as_deref() {
         Some("paper") => PAPER_SUITE.iter().map(|s| s.to_string()).collect(),
-        Some(other) => bail!("unknown suite `{other}` (expected paper)"),
+        Some("unseen") => UNSEEN_SUITE.iter().map(|s| s.to_string()).collect(),
+        Some(other) => bail!("unknown suite `{other}` (expected paper or unseen)"),
         None => Vec::new(),
     };
     specs.extend(args.workload.iter().cloned());

@@ -192,7 +192,10 @@ impl ServiceArgs {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; "),
-            engine.backend(),
+            match self.engine {
+                EngineChoice::Tract => engine.backend().to_string(),
+                EngineChoice::Ort => format!("{} ({} provider)", engine.backend(), self.ep),
+            },
             plans.mode,
             plans.build_s,
             plans
