@@ -119,7 +119,10 @@ fn a_host_without_clock_knobs_is_profiled_over_batch_sizes_and_simulates() {
         rows.iter().all(|r| r.3.iter().all(|v| *v > 0.0)),
         "{rows:?}"
     );
-    assert!(rows[3].3[0] > 0.0 && rows[3].3[1] >= rows[3].3[2], "{rows:?}");
+    assert!(
+        rows[3].3[0] > 0.0 && rows[3].3[1] >= rows[3].3[2],
+        "{rows:?}"
+    );
 
     let device = out.to_str().unwrap();
     let sim = ecoedge(
@@ -170,7 +173,11 @@ fn a_fake_xavier_nx_is_profiled_at_every_cpu_level_and_restored() {
         &["--max-batch", "2"],
     ));
     assert!(stderr.contains("energy measured"), "{stderr}");
-    assert_eq!(board.snapshot(xavier_nx_clock_files()), before, "clocks restored");
+    assert_eq!(
+        board.snapshot(xavier_nx_clock_files()),
+        before,
+        "clocks restored"
+    );
     let rows = rows(&out);
     let cpu: BTreeSet<u32> = rows.iter().map(|r| r.0).collect();
     assert_eq!(cpu, XAVIER_NX_CPU_KHZ.into_iter().collect());
@@ -187,13 +194,7 @@ fn a_fake_xavier_nx_is_profiled_at_every_cpu_level_and_restored() {
     }
     succeeded(&ecoedge(
         dir.path(),
-        &[
-            "sim",
-            "--device",
-            out.to_str().unwrap(),
-            "--windows",
-            "20",
-        ],
+        &["sim", "--device", out.to_str().unwrap(), "--windows", "20"],
     ));
 }
 
@@ -219,7 +220,11 @@ fn a_budget_below_the_sweeps_is_refused_with_the_board_restored() {
         "{stderr}"
     );
     assert!(!out.exists());
-    assert_eq!(board.snapshot(xavier_nx_clock_files()), before, "clocks restored");
+    assert_eq!(
+        board.snapshot(xavier_nx_clock_files()),
+        before,
+        "clocks restored"
+    );
 }
 
 #[test]
@@ -265,4 +270,54 @@ fn bad_input_gets_one_error_line_and_writes_nothing() {
     );
     // Nothing written, no temporary file left behind.
     assert_eq!(std::fs::read_dir(&outs).unwrap().count(), 0);
+}
+
+#[test]
+fn a_signal_stops_the_profile_restores_the_board_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = FakeBoard::xavier_nx_jp5();
+    let before = board.snapshot(xavier_nx_clock_files());
+    let out = dir.path().join("nx.csv");
+    // A second per config: the profile is still measuring when the signal comes.
+    let child = Command::new(env!("CARGO_BIN_EXE_ecoedge"))
+        .args([
+            "profile",
+            "--board",
+            "jetson",
+            "--sysfs-root",
+            board.root().to_str().unwrap(),
+            "--model",
+            "mlp",
+            "--max-batch",
+            "2",
+            "--min-time",
+            "1s",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("ECOEDGE_CACHE", dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while board.snapshot(xavier_nx_clock_files()) == before {
+        assert!(
+            t.elapsed().as_secs() < 60,
+            "the profile never set the clocks"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill has no memory preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let run = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: interrupted after"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists());
+    assert_eq!(
+        board.snapshot(xavier_nx_clock_files()),
+        before,
+        "clocks restored"
+    );
 }

@@ -17,8 +17,8 @@ use indicatif::ProgressBar;
 
 use crate::board::LinuxBoard;
 use crate::capacity::MAX_BATCH;
-use crate::knobs::{KnobSet, LowerLimits};
 use crate::inference::{self, Engine, EngineChoice, EngineOptions, Ep, PlanMode};
+use crate::knobs::{KnobSet, LowerLimits};
 
 /// How the model runs: the engine flags.
 #[derive(Debug, Clone, Args)]
@@ -144,7 +144,12 @@ impl EngineArgs {
     /// The knob space of this engine on `board`: the board's clock knobs
     /// that `knobs` selects and batch sizes up to `--max-batch`, each above
     /// its lower limit, with the GPU clock where it matters (below).
-    pub fn space(&self, board: &LinuxBoard, knobs: &KnobSet, limits: &LowerLimits) -> Result<Space> {
+    pub fn space(
+        &self,
+        board: &LinuxBoard,
+        knobs: &KnobSet,
+        limits: &LowerLimits,
+    ) -> Result<Space> {
         let space = board.space(knobs, self.max_batch, limits)?;
         self.gpu_where_it_matters(space, board.name)
     }

@@ -19,12 +19,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::engine::EngineArgs;
 use super::service::{either_error, open_board};
 use super::signals::SignalWatch;
-use crate::board::{BoardAccess, BoardChoice, BoardOptions};
+use crate::board::{BoardAccess, BoardChoice, BoardOptions, LinuxBoard};
 use crate::device;
+use crate::inference::Engine;
 use crate::knobs::{KnobSet, LowerLimits};
 use crate::profiling::{Timing, measure, sample};
 use crate::report::config_text;
-use crate::sim::profile::{Profile, profile_text, write_profile};
+use crate::service::Stop;
+use crate::sim::profile::{Profile, Row, profile_text, write_profile};
 
 /// The simulated device profiled when neither `--board` nor `--device` is given.
 const SIMULATED: &str = "xavier-nx";
@@ -114,53 +116,7 @@ fn measured(args: &ProfileArgs, choice: BoardChoice) -> Result<()> {
     let started = Instant::now();
     let mut board = open_board(&options, MonotonicClock::new())?;
     signals.guard(board.restorer());
-    // The profile format's knobs, over their full range: a profile is the
-    // board's, whatever a later run searches. The memory clock, which the
-    // format has no column for, is left as it is.
-    let measured = args
-        .inference
-        .space(&board, &KnobSet::paper(), &LowerLimits::NONE)
-        .and_then(|space| {
-            let sample = sample(&space, args.configs, args.seed)?;
-            eprintln!(
-                "{}: measuring {} configs: {} sweep every level one knob at a time around {}, {} drawn with seed {}",
-                board.name,
-                sample.configs.len(),
-                sample.swept,
-                config_text(&space, &sample.centre),
-                sample.configs.len() - sample.swept,
-                args.seed
-            );
-            let bar = ProgressBar::new(sample.configs.len() as u64).with_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} configs {elapsed}/{duration}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let rows = measure(
-                &mut board,
-                engine.as_mut(),
-                &space,
-                &sample.configs,
-                &args.timing,
-                &signals.stop,
-                |done, config, row| {
-                    // `suspend`, not `println`: a hidden bar (stderr not a
-                    // terminal) would swallow the line.
-                    bar.suspend(|| {
-                        eprintln!(
-                            "config {done}/{}: {}: {:.3} ms per batch, busy {:.2} W, idle {:.2} W",
-                            sample.configs.len(),
-                            config_text(&space, config),
-                            row.latency_s * 1e3,
-                            row.busy_power_w,
-                            row.idle_power_w
-                        );
-                    });
-                    bar.set_position(done as u64);
-                },
-            );
-            bar.finish_and_clear();
-            rows
-        });
+    let measured = sample_and_measure(args, &mut board, engine.as_mut(), &signals.stop);
     let rows = either_error(measured, board.restore())?;
     let text = profile_text(rows);
     // What was measured loads as a profile (positive powers and latencies
@@ -179,6 +135,59 @@ fn measured(args: &ProfileArgs, choice: BoardChoice) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Samples the board's configs and measures them, saying each on stderr.
+fn sample_and_measure(
+    args: &ProfileArgs,
+    board: &mut LinuxBoard,
+    engine: &mut dyn Engine,
+    stop: &Stop,
+) -> Result<Vec<Row>> {
+    // The profile format's knobs, over their full range: a profile is the
+    // board's, whatever a later run searches. The memory clock, which the
+    // format has no column for, is left as it is.
+    let space = args
+        .inference
+        .space(board, &KnobSet::paper(), &LowerLimits::NONE)?;
+    let sample = sample(&space, args.configs, args.seed)?;
+    let total = sample.configs.len();
+    eprintln!(
+        "{}: measuring {total} configs: {} sweep every level one knob at a time around {}, {} drawn with seed {}",
+        board.name,
+        sample.swept,
+        config_text(&space, &sample.centre),
+        total - sample.swept,
+        args.seed
+    );
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} configs {elapsed}/{duration}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let rows = measure(
+        board,
+        engine,
+        &space,
+        &sample.configs,
+        &args.timing,
+        stop,
+        |done, config, row| {
+            // `suspend`, not `println`: a hidden bar (stderr not a terminal)
+            // would swallow the line.
+            bar.suspend(|| {
+                eprintln!(
+                    "config {done}/{total}: {}: {:.3} ms per batch, busy {:.2} W, idle {:.2} W",
+                    config_text(&space, config),
+                    row.latency_s * 1e3,
+                    row.busy_power_w,
+                    row.idle_power_w
+                );
+            });
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    rows
 }
 
 /// Where the profile goes: a temporary file beside `--out`, made before any
