@@ -40,7 +40,8 @@ pub enum BoardChoice {
 }
 
 /// Which board to open and how: the board flags of `run` and `serve`, and
-/// the library's [`crate::service::api::ServiceOptions`].
+/// the library API's `ServiceOptions` (a doc link here would read as an import
+/// in `tests/module_graph.rs`: board comes before service).
 #[derive(Debug, Clone, Args)]
 pub struct BoardOptions {
     /// Board: auto (a Jetson when detected, else the host), jetson, host or
