@@ -29,7 +29,7 @@ use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::by_name;
 use ecoedge_core::window::WindowSettings;
 use ecoedge_models::Builtin;
-use ecoedge_runner::board::{BoardOptions, LinuxBoard};
+use ecoedge_runner::board::{BoardAccess, BoardOptions, LinuxBoard};
 use ecoedge_runner::inference::{DataType, Engine, PlanMode, TractEngine, TractOptions};
 use ecoedge_runner::knobs::{KnobSet, LowerLimits};
 use ecoedge_runner::record::Recorder;
@@ -179,7 +179,10 @@ fn service_vs_raw(name: &str, results: &mut Vec<serde_json::Value>) -> Result<()
     let root = tempfile::tempdir()?;
     let clock = MonotonicClock::new();
     let options = BoardOptions {
-        sysfs_root: root.path().to_path_buf(),
+        access: BoardAccess {
+            sysfs_root: root.path().to_path_buf(),
+            ..BoardAccess::default()
+        },
         ..BoardOptions::default()
     };
     let mut board = LinuxBoard::open(&options, clock)?;

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `cmd` | argument parsing and printing; nothing else imports it | any |
 //! | [`serve`] | `ecoedge serve`: KServe v2 over HTTP and Prometheus metrics around the service loop | service, board, inference, record, report, capacity |
+//! | [`profiling`] | measuring a device profile on a real board: the configs sampled, each measured | service, sim, report, board, inference, knobs, units |
 //! | [`compare`] | the paper's comparison: phases, results, tables, plots | sim, report, metrics, record |
 //! | [`service`] | the real-time service loop and the library API | board, inference, knobs, record, workload |
 //! | [`sim`] | the simulator board, device models, oracle | knobs, metrics, record, workload |
@@ -35,6 +36,7 @@ pub mod inference;
 pub mod knobs;
 pub mod logs;
 pub mod metrics;
+pub mod profiling;
 pub mod record;
 pub mod report;
 pub mod serve;

@@ -272,33 +272,36 @@ impl Summary {
     }
 }
 
+/// `config` in words, each knob of `space` in its unit: `cpu 1190 MHz, gpu
+/// 114 MHz, batch 4`.
+pub fn config_text(space: &Space, config: &Config) -> String {
+    let c = ConfigJson::new(space, config);
+    let mut parts = Vec::new();
+    if let Some(v) = c.cpu_khz {
+        parts.push(format!("cpu {} MHz", v / 1_000));
+    }
+    if let Some(v) = c.gpu_hz {
+        parts.push(format!("gpu {} MHz", v / 1_000_000));
+    }
+    if let Some(v) = c.emc_hz {
+        parts.push(format!("emc {} MHz", v / 1_000_000));
+    }
+    parts.push(format!("batch {}", c.batch));
+    parts.join(", ")
+}
+
 /// The live line a closed window prints on stderr: the config it measured,
 /// energy per request, latency, cost, and the optimizer's move.
 pub fn window_line(space: &Space, w: &WindowReport, next: &Config) -> String {
-    let config = |c: &Config| {
-        let c = ConfigJson::new(space, c);
-        let mut parts = Vec::new();
-        if let Some(v) = c.cpu_khz {
-            parts.push(format!("cpu {} MHz", v / 1_000));
-        }
-        if let Some(v) = c.gpu_hz {
-            parts.push(format!("gpu {} MHz", v / 1_000_000));
-        }
-        if let Some(v) = c.emc_hz {
-            parts.push(format!("emc {} MHz", v / 1_000_000));
-        }
-        parts.push(format!("batch {}", c.batch));
-        parts.join(", ")
-    };
     let moved = if *next == w.config {
         "stays".to_string()
     } else {
-        format!("-> {}", config(next))
+        format!("-> {}", config_text(space, next))
     };
     format!(
         "window {:>4}: {} | {:.2} mJ/req, {:.1} ms, cost {:.3} | {moved}",
         w.index,
-        config(&w.config),
+        config_text(space, &w.config),
         w.energy_j * 1e3,
         w.latency_s * 1e3,
         w.cost.mean

@@ -375,7 +375,7 @@ impl TraceState {
                 uniform(rng, n, slot_us, out);
             }
             Trace::Step => {
-                if slot % STEP_S == 0 || self.spike.is_none() {
+                if slot.is_multiple_of(STEP_S) || self.spike.is_none() {
                     let level = STEP_LEVELS[rng.random_range(0..STEP_LEVELS.len())];
                     self.spike = Some((u64::MAX, level));
                 }

@@ -9,7 +9,7 @@ use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_bsp_jetson::sampler::Clock as _;
 use ecoedge_core::space::Knob;
 use ecoedge_runner::board::nvml::GpuClocks;
-use ecoedge_runner::board::{BoardChoice, BoardOptions, LinuxBoard};
+use ecoedge_runner::board::{BoardAccess, BoardChoice, BoardOptions, LinuxBoard};
 use ecoedge_runner::knobs::{KnobSet, LowerLimits};
 use ecoedge_tests::nvml::{FakeGpu, LIB};
 
@@ -24,9 +24,11 @@ fn each_gpu_level_is_a_lock_and_a_restore_from_another_thread_ends_them() {
     let root = tempfile::tempdir().unwrap();
     let options = BoardOptions {
         choice: BoardChoice::Nvml,
-        sysfs_root: root.path().to_path_buf(),
-        gpu_clocks: GpuClocks::Lock,
-        ..BoardOptions::default()
+        access: BoardAccess {
+            sysfs_root: root.path().to_path_buf(),
+            gpu_clocks: GpuClocks::Lock,
+            ..BoardAccess::default()
+        },
     };
     let clock = MonotonicClock::new();
     let mut board = LinuxBoard::open(&options, clock).unwrap();

@@ -4,13 +4,16 @@
 use ecoedge_core::controller::Settings;
 use ecoedge_core::time::Duration;
 use ecoedge_core::window::WindowSettings;
-use ecoedge_runner::board::BoardOptions;
+use ecoedge_runner::board::{BoardAccess, BoardOptions};
 use ecoedge_runner::service::api::{Service, ServiceOptions};
 
 fn options(root: &std::path::Path) -> ServiceOptions {
     ServiceOptions {
         board: BoardOptions {
-            sysfs_root: root.to_path_buf(),
+            access: BoardAccess {
+                sysfs_root: root.to_path_buf(),
+                ..BoardAccess::default()
+            },
             ..BoardOptions::default()
         },
         max_batch: 8,

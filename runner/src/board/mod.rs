@@ -39,14 +39,25 @@ pub enum BoardChoice {
     Nvml,
 }
 
-/// Which board to open and how: the board flags of `run`, `serve` and
-/// `profile`, and the library's [`crate::service::api::ServiceOptions`].
+/// Which board to open and how: the board flags of `run` and `serve`, and
+/// the library API's `ServiceOptions` (a doc link here would read as an import
+/// in `tests/module_graph.rs`: board comes before service).
 #[derive(Debug, Clone, Args)]
 pub struct BoardOptions {
     /// Board: auto (a Jetson when detected, else the host), jetson, host or
     /// nvml (an NVIDIA GPU through libnvidia-ml, or the path in ECOEDGE_NVML_LIB).
     #[arg(long = "board", value_enum, default_value_t = BoardChoice::Auto)]
     pub choice: BoardChoice,
+    #[command(flatten)]
+    pub access: BoardAccess,
+}
+
+/// Where a board's files are, how its energy is read and its GPU clock
+/// held: every board flag but `--board` itself. Apart from it because
+/// `profile` takes these flags too, with an optional `--board` (absent, it
+/// writes a simulated device's table).
+#[derive(Debug, Clone, Args)]
+pub struct BoardAccess {
     /// Root under which /sys is read and written (a fake tree, a container mount).
     #[arg(long, default_value = "/")]
     pub sysfs_root: PathBuf,
@@ -65,15 +76,24 @@ pub struct BoardOptions {
     pub gpu_clocks: GpuClocks,
 }
 
+impl Default for BoardAccess {
+    /// Under `/`, with the board's own meter, GPU clocks read only.
+    fn default() -> Self {
+        BoardAccess {
+            sysfs_root: PathBuf::from("/"),
+            state_dir: None,
+            meter: None,
+            gpu_clocks: GpuClocks::ReadOnly,
+        }
+    }
+}
+
 impl Default for BoardOptions {
     /// The host under `/`, with its own meter.
     fn default() -> Self {
         BoardOptions {
             choice: BoardChoice::Host,
-            sysfs_root: PathBuf::from("/"),
-            state_dir: None,
-            meter: None,
-            gpu_clocks: GpuClocks::ReadOnly,
+            access: BoardAccess::default(),
         }
     }
 }
@@ -189,9 +209,10 @@ impl LinuxBoard {
     /// lock, and the store of the clocks as they were, restored first if a
     /// dead process left one.
     pub fn open(options: &BoardOptions, clock: MonotonicClock) -> Result<LinuxBoard> {
-        let sysfs = Sysfs::new(&options.sysfs_root);
+        let access = &options.access;
+        let sysfs = Sysfs::new(&access.sysfs_root);
         let state = StateDir::new(
-            options
+            access
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| sysfs.path(DEFAULT_DIR)),
@@ -206,7 +227,7 @@ impl LinuxBoard {
             BoardChoice::Auto => BoardChoice::Host,
             c => c,
         };
-        if options.gpu_clocks == GpuClocks::Lock && choice != BoardChoice::Nvml {
+        if access.gpu_clocks == GpuClocks::Lock && choice != BoardChoice::Nvml {
             bail!(
                 "--gpu-clocks lock: only the NVML board (--board nvml) locks GPU clocks; a Jetson's GPU clock is set through devfreq"
             );
@@ -216,7 +237,7 @@ impl LinuxBoard {
                 "--board nvml: this is a Jetson, where NVML reports no power; use --board jetson"
             );
         }
-        let meter = options
+        let meter = access
             .meter
             .as_ref()
             .map(|spec| open_meter(spec, &sysfs, clock).with_context(|| format!("--meter {spec}")))
@@ -226,7 +247,7 @@ impl LinuxBoard {
                 open_jetson(&sysfs, &state, clock, meter).context("--board jetson")
             }
             BoardChoice::Nvml => {
-                open_nvml(&sysfs, &state, clock, meter, options.gpu_clocks).context("--board nvml")
+                open_nvml(&sysfs, &state, clock, meter, access.gpu_clocks).context("--board nvml")
             }
             _ => open_host(&sysfs, &state, clock, meter).context("--board host"),
         }

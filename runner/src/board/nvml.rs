@@ -91,10 +91,14 @@ impl Gpu {
             bail!("NVML ({shown}) sees no GPU");
         }
         let index = 0;
-        let device = nvml.device_by_index(index).context("NVML: opening GPU 0")?;
-        let name = device.name().context("NVML: GPU 0's name")?;
-        let uuid = device.uuid().context("NVML: GPU 0's UUID")?;
-        drop(device);
+        // The device borrows `nvml`: its scope ends before `nvml` moves.
+        let (name, uuid) = {
+            let device = nvml.device_by_index(index).context("NVML: opening GPU 0")?;
+            (
+                device.name().context("NVML: GPU 0's name")?,
+                device.uuid().context("NVML: GPU 0's UUID")?,
+            )
+        };
         Ok(Gpu {
             nvml: Arc::new(nvml),
             index,

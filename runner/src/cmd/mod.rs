@@ -2,6 +2,7 @@
 
 pub mod board;
 pub mod compare;
+pub mod engine;
 pub mod measure;
 pub mod output;
 pub mod profile;

@@ -10,7 +10,7 @@ use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::service::{ServiceArgs, watch_signals};
+use super::service::{ServiceArgs, either_error, watch_signals};
 use crate::report::{self, window_line};
 use crate::service::{RunSetup, run_workload};
 use crate::units::parse_duration;
@@ -40,7 +40,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // A trace file is read and checked now, not after minutes of plan building.
     workload.arrivals(s.seed)?;
     let signals = watch_signals(s)?;
-    let mut engine = s.load_engine()?;
+    let mut engine = s.inference.load(&s.model, s.seed)?;
     let clock = MonotonicClock::new();
     let (mut board, ctl, record) = s.open(engine.as_mut(), clock)?;
     let settings = *ctl.settings();
@@ -105,16 +105,4 @@ pub fn run(args: &RunArgs) -> Result<()> {
         &format!("{:.1} s", out.end.saturating_since(start).as_secs_f64()),
     );
     either_error(emitted, restored)
-}
-
-/// Both outcomes of the end of a run, the summary's and the restore's: the
-/// first error returned, the second said on stderr, so neither is lost.
-fn either_error(first: Result<()>, second: Result<()>) -> Result<()> {
-    match (first, second) {
-        (Err(a), Err(b)) => {
-            eprintln!("error: {b:#}");
-            Err(a)
-        }
-        (a, b) => a.and(b),
-    }
 }

@@ -10,7 +10,8 @@ use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::time::Duration as CoreDuration;
 
-use super::service::{ServiceArgs, model_path, watch_signals};
+use super::engine::model_path;
+use super::service::{ServiceArgs, watch_signals};
 use crate::capacity::QUEUE;
 use crate::report;
 use crate::serve::{Listen, serve};
@@ -79,7 +80,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("--listen {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let mut engine = s.load_engine()?;
+    let mut engine = s.inference.load(&s.model, s.seed)?;
     let clock = MonotonicClock::new();
     let (mut board, ctl, record) = s.open(engine.as_mut(), clock)?;
     let settings = *ctl.settings();

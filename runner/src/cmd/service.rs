@@ -1,26 +1,24 @@
 //! What `run` and `serve` share: the board, model, optimizer and measurement
-//! flags, loading the engine, opening the board and building the controller,
-//! the signal handling, and the summary.
+//! flags, opening the board and building the controller, the signal
+//! handling, and the summary. (Opening the board and ending a run on it
+//! serve `profile` too; the engine flags are [`EngineArgs`].)
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use ecoedge_bsp_jetson::MonotonicClock;
 use ecoedge_core::controller::{Controller, Settings};
 use ecoedge_core::optimizer::{AnyOptimizer, by_name};
-use ecoedge_core::space::{Dimension, Knob, Space};
 use ecoedge_core::time::Duration as CoreDuration;
-use ecoedge_models::Builtin;
-use indicatif::ProgressBar;
 
+use super::engine::EngineArgs;
 use super::measure::{Defaults, MeasureArgs};
 use super::output::OutputArgs;
 use super::signals::SignalWatch;
 use crate::board::{BoardOptions, LinuxBoard};
 use crate::capacity::MAX_BATCH;
-use crate::inference::{self, Engine, EngineChoice, EngineOptions, Ep, PlanMode};
+use crate::inference::Engine;
 use crate::logs::LogWriter;
 use crate::record::{Outcome, Recorder};
 use crate::report::{EngineJson, Meta, Summary};
@@ -49,24 +47,8 @@ pub struct ServiceArgs {
     pub seed: u64,
     #[command(flatten)]
     pub measure: MeasureArgs,
-    /// Largest batch size (the batch knob runs 1..=this).
-    #[arg(long, default_value_t = MAX_BATCH as u32)]
-    pub max_batch: u32,
-    /// Inference engine: tract (pure Rust, CPU) or ort (ONNX Runtime, loaded at run time from
-    /// ORT_DYLIB_PATH or a pip-installed onnxruntime / onnxruntime-gpu).
-    #[arg(long, value_enum, default_value_t = EngineChoice::Tract)]
-    pub engine: EngineChoice,
-    /// ONNX Runtime's execution provider (--engine ort): cpu, cuda or tensorrt. A GPU provider
-    /// that cannot be used is an error, never a silent fall back to the CPU.
-    #[arg(long, value_enum, default_value_t = Ep::Cpu)]
-    pub ep: Ep,
-    /// Inference plans (ort: sessions): one per batch size, one symbolic, or auto (time both at
-    /// the smallest and largest batch; per-batch only when clearly faster, as they cost memory).
-    #[arg(long, value_enum, default_value_t = PlanMode::Auto)]
-    pub plans: PlanMode,
-    /// Intra-op threads of the engine (1: inference on the service thread).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    #[command(flatten)]
+    pub inference: EngineArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -106,48 +88,41 @@ fn largest_batch_time(engine: &mut dyn Engine) -> Result<CoreDuration> {
     Ok(CoreDuration::from_micros(us))
 }
 
-/// The ONNX file `--model` names: a built-in model (generated into the cache on
-/// first use) or a path.
-pub fn model_path(model: &str) -> Result<PathBuf> {
-    if let Some(builtin) = Builtin::from_name(model) {
-        return builtin
-            .path()
-            .with_context(|| format!("--model {model}: generating the model"));
-    }
-    let path = PathBuf::from(model);
-    if !path.is_file() {
-        bail!(
-            "--model {model}: neither a built-in model (resnet50, bert-tiny, mlp) nor an existing file"
-        );
-    }
-    Ok(path)
-}
-
 /// The signal watch of a service run with these flags (see [`SignalWatch`]).
 pub fn watch_signals(args: &ServiceArgs) -> Result<SignalWatch> {
-    SignalWatch::start(Duration::from_micros(args.drain_timeout.as_micros()))
+    SignalWatch::start(
+        "draining what was accepted",
+        Some(Duration::from_micros(args.drain_timeout.as_micros())),
+    )
 }
 
-/// `--threads`: 1 up to twice the cores this process may use. More threads
-/// than that only contend for the cores, and tract's executor panics when it
-/// cannot spawn them all (100000 did).
-fn check_threads(threads: usize) -> Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let most = 2 * cores;
-    if !(1..=most).contains(&threads) {
-        bail!("--threads {threads}: must be in 1..={most} (twice the {cores} available cores)");
+/// Opens the board `options` name, saying on stderr what it looked for and
+/// did not use.
+pub fn open_board(options: &BoardOptions, clock: MonotonicClock) -> Result<LinuxBoard> {
+    let board = LinuxBoard::open(options, clock)?;
+    for note in &board.notes {
+        eprintln!("{}: {note}", board.name);
     }
-    Ok(())
+    Ok(board)
+}
+
+/// Both outcomes of the end of a run on a board, the work's and the
+/// restore's: the first error returned, the second said on stderr, so
+/// neither is lost.
+pub fn either_error<T>(first: Result<T>, second: Result<()>) -> Result<T> {
+    match (first, second) {
+        (Err(a), Err(b)) => {
+            eprintln!("error: {b:#}");
+            Err(a)
+        }
+        (a, b) => b.and(a),
+    }
 }
 
 impl ServiceArgs {
     /// Checks the flags before minutes of plan building.
     pub fn check(&self) -> Result<()> {
-        if self.max_batch == 0 || self.max_batch as usize > MAX_BATCH {
-            bail!("--max-batch must be in 1..={MAX_BATCH}");
-        }
-        check_threads(self.threads)?;
-        inference::check_engine(self.engine, self.ep)?;
+        self.inference.check()?;
         if self.drain_timeout == CoreDuration::ZERO {
             bail!("--drain-timeout must be positive");
         }
@@ -155,61 +130,6 @@ impl ServiceArgs {
         // again once it is loaded.
         self.measure.settings(&BOARD)?;
         Ok(())
-    }
-
-    /// Loads the model into the engine `--engine` names, saying what it built.
-    pub fn load_engine(&self) -> Result<Box<dyn Engine>> {
-        let path = model_path(&self.model)?;
-        let what = match self.engine {
-            EngineChoice::Tract => "tract plans".to_string(),
-            EngineChoice::Ort => format!("ONNX Runtime sessions ({})", self.ep),
-        };
-        let spinner = ProgressBar::new_spinner().with_message(format!(
-            "building {what} for {} (batch 1..={})",
-            self.model, self.max_batch
-        ));
-        spinner.enable_steady_tick(Duration::from_millis(200));
-        let options = EngineOptions {
-            engine: self.engine,
-            ep: self.ep,
-            max_batch: self.max_batch as usize,
-            plans: self.plans,
-            threads: self.threads,
-            seed: self.seed,
-        };
-        let engine = inference::load(&path, &options);
-        spinner.finish_and_clear();
-        let engine = engine?;
-        let plans = engine.plan_report();
-        eprintln!(
-            "{}: {} input(s) [{}], {} {:?} plans built in {:.1} s{}",
-            self.model,
-            engine.inputs().len(),
-            engine
-                .signature()
-                .inputs
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-            match self.engine {
-                EngineChoice::Tract => engine.backend().to_string(),
-                EngineChoice::Ort => format!("{} ({} provider)", engine.backend(), self.ep),
-            },
-            plans.mode,
-            plans.build_s,
-            plans
-                .timings
-                .iter()
-                .map(|t| format!(
-                    "; batch {}: symbolic {:.2} ms, per-batch {:.2} ms",
-                    t.batch,
-                    t.symbolic_s * 1e3,
-                    t.per_batch_s * 1e3
-                ))
-                .collect::<String>()
-        );
-        Ok(engine)
     }
 
     /// Opens the board, builds the controller for `engine`, and the
@@ -228,16 +148,12 @@ impl ServiceArgs {
         if let Some(wait) = settings.max_wait {
             eprintln!(
                 "batches: 1..={}, a partial batch waits at most {:.1} ms",
-                self.max_batch,
+                self.inference.max_batch,
                 wait.as_secs_f64() * 1e3
             );
         }
-        let board = LinuxBoard::open(&self.board, clock)?;
-        for note in &board.notes {
-            eprintln!("{}: {note}", board.name);
-        }
-        let space = board.space(&self.measure.knobs, self.max_batch, &limits)?;
-        let space = self.gpu_where_it_matters(space, board.name)?;
+        let board = open_board(&self.board, clock)?;
+        let space = self.inference.space(&board, &self.measure.knobs, &limits)?;
         let optimizer: AnyOptimizer = by_name(&self.optimizer, &space, self.seed)
             .map_err(|e| anyhow!("--optimizer {}: {e}", self.optimizer))?;
         let ctl = Controller::new(space, settings, optimizer).map_err(|e| {
@@ -254,40 +170,6 @@ impl ServiceArgs {
             .transpose()?;
         let record = Recorder::streaming(settings.window.alpha, logs);
         Ok((board, ctl, record))
-    }
-
-    /// `space` with the GPU clock held at its lowest level while inference
-    /// runs on the CPU (tract, or ONNX Runtime's CPU provider): there it only
-    /// moves idle power, so the optimizer searches only knobs that move the
-    /// cost. The GPU stays a dimension of one level, so configs, logs and the
-    /// summary show where it is, `fixed:C,0,B` still names it, and it is
-    /// pinned (and restored) like every clock.
-    fn gpu_where_it_matters(&self, space: Space, board: &str) -> Result<Space> {
-        let Some(gpu) = space.position(Knob::Gpu) else {
-            return Ok(space);
-        };
-        if self.ep != Ep::Cpu {
-            return Ok(space);
-        }
-        let dims: Vec<Dimension> = space
-            .dims()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                if i == gpu {
-                    Dimension::new(Knob::Gpu, &d.levels()[..1])
-                } else {
-                    Ok(d.clone())
-                }
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow!("{e}"))?;
-        let lowest = dims[gpu].levels()[0];
-        eprintln!(
-            "{board}: inference runs on the CPU: the GPU clock is pinned at its lowest level ({} MHz) and not searched",
-            lowest / 1_000_000
-        );
-        Space::new(&dims).map_err(|e| anyhow!("{e}"))
     }
 
     /// The summary of a run of `workload` on `board`.
@@ -308,30 +190,11 @@ impl ServiceArgs {
         };
         let mut summary = Summary::of(meta, out, &settings.window, board.source().name());
         summary.meter = Some(board.meter_stats());
-        let engine = self
-            .engine
-            .to_possible_value()
-            .map_or_else(String::new, |v| v.get_name().into());
-        summary.engine = Some(EngineJson::new(engine, self.ep.to_string(), &out.space));
+        summary.engine = Some(EngineJson::new(
+            self.inference.engine_name(),
+            self.inference.ep.to_string(),
+            &out.space,
+        ));
         summary
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn threads_are_limited_to_twice_the_cores() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        check_threads(1).unwrap();
-        check_threads(2 * cores).unwrap();
-        for bad in [0, 2 * cores + 1, 100_000] {
-            let e = check_threads(bad).unwrap_err().to_string();
-            assert!(
-                e.starts_with(&format!("--threads {bad}: must be in 1..=")),
-                "{e}"
-            );
-        }
     }
 }

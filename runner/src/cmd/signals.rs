@@ -1,9 +1,10 @@
-//! How `run` and `serve` answer SIGINT, SIGTERM, SIGHUP and SIGQUIT.
+//! How `run`, `serve` and `profile` answer SIGINT, SIGTERM, SIGHUP and SIGQUIT.
 //!
-//! - The first stops arrivals: the service drains what it accepted, restores
-//!   the board, writes the summary and the logs.
-//! - A drain that outlasts `--drain-timeout` is abandoned: what still waits
-//!   is left unserved (counted as pending), then the same ending.
+//! - The first stops the work: the service stops arrivals, drains what it
+//!   accepted, restores the board, writes the summary and the logs; a
+//!   profile finishes the batch in flight and restores the board.
+//! - A service's drain that outlasts `--drain-timeout` is abandoned: what
+//!   still waits is left unserved (counted as pending), then the same ending.
 //! - A second signal restores the board's clocks at once, from this thread,
 //!   and exits with 128 + the signal: no summary, but no pinned clocks.
 //!
@@ -32,9 +33,10 @@ pub struct SignalWatch {
 }
 
 impl SignalWatch {
-    /// Starts the signal thread; drains longer than `drain_timeout` are
-    /// abandoned.
-    pub fn start(drain_timeout: Duration) -> Result<Self> {
+    /// Starts the signal thread. The first signal is said on stderr with
+    /// `ending`, what the work does then; an ending that outlasts
+    /// `drain_timeout`, if given, is abandoned.
+    pub fn start(ending: &'static str, drain_timeout: Option<Duration>) -> Result<Self> {
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
             .context("installing the signal handlers")?;
         let stop = Arc::new(Stop::default());
@@ -47,7 +49,7 @@ impl SignalWatch {
                     return;
                 };
                 eprintln!(
-                    "signal {first}: stopping; draining what was accepted (a second signal restores the board and exits at once)"
+                    "signal {first}: stopping; {ending} (a second signal restores the board and exits at once)"
                 );
                 flags.stop.store(true, std::sync::atomic::Ordering::Release);
                 let since = Instant::now();
@@ -55,7 +57,10 @@ impl SignalWatch {
                     if let Some(second) = signals.pending().next() {
                         restore_and_exit(&board, second);
                     }
-                    if !flags.abandoned() && since.elapsed() >= drain_timeout {
+                    if let Some(drain_timeout) = drain_timeout
+                        && !flags.abandoned()
+                        && since.elapsed() >= drain_timeout
+                    {
                         eprintln!(
                             "the drain took over {:.0} s (--drain-timeout): what still waits stays unserved",
                             drain_timeout.as_secs_f64()

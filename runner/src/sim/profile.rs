@@ -12,8 +12,9 @@
 //! values, batch sizes run from 1 to the largest given. Configs not in the file are
 //! filled at load time by inverse-distance weighting (power 2) over the measured
 //! rows in normalised level-index space, so lookups during simulation are a table
-//! read. A profiling run on a board writes this format; so does any
-//! [`DeviceModel`] through [`write_profile`].
+//! read. A profiling run on a board (`ecoedge profile --board`) writes this
+//! format; so does any [`DeviceModel`] through [`write_profile`]; both
+//! through [`profile_text`].
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
@@ -232,12 +233,43 @@ impl DeviceModel for Profile {
     }
 }
 
+/// One row of a profile: a config and what was measured there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    /// CPU clock, kHz.
+    pub cpu_khz: u32,
+    /// GPU clock, Hz.
+    pub gpu_hz: u32,
+    /// Batch size.
+    pub batch: u32,
+    /// Time one batch takes, seconds.
+    pub latency_s: f64,
+    /// Power while batches run, watts.
+    pub busy_power_w: f64,
+    /// Power while the engine is idle at these clocks, watts.
+    pub idle_power_w: f64,
+}
+
+/// The text of a profile file: the header, then `rows` in order. Every
+/// writer of profiles goes through here, so they all write one format.
+pub fn profile_text(rows: impl IntoIterator<Item = Row>) -> String {
+    let mut s = String::from(HEADER);
+    s.push('\n');
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{}",
+            r.cpu_khz, r.gpu_hz, r.batch, r.latency_s, r.busy_power_w, r.idle_power_w
+        );
+    }
+    s
+}
+
 /// Writes every config of `model` in the profile format, at its top memory
 /// clock (the format has no memory column).
 pub fn write_profile(model: &dyn DeviceModel) -> String {
-    let mut s = String::from(HEADER);
-    s.push('\n');
     let emc_hz = model.emc_levels_hz().last().copied().unwrap_or(0);
+    let mut rows = Vec::new();
     for &cpu_khz in model.cpu_levels_khz() {
         for &gpu_hz in model.gpu_levels_hz() {
             let at = Clocks {
@@ -245,18 +277,17 @@ pub fn write_profile(model: &dyn DeviceModel) -> String {
                 gpu_hz,
                 emc_hz,
             };
-            for b in 1..=model.max_batch() {
-                let _ = writeln!(
-                    s,
-                    "{cpu_khz},{gpu_hz},{b},{},{},{}",
-                    model.service_time_s(at, b),
-                    model.busy_power_w(at, b),
-                    model.idle_power_w(at)
-                );
-            }
+            rows.extend((1..=model.max_batch()).map(|batch| Row {
+                cpu_khz,
+                gpu_hz,
+                batch,
+                latency_s: model.service_time_s(at, batch),
+                busy_power_w: model.busy_power_w(at, batch),
+                idle_power_w: model.idle_power_w(at),
+            }));
         }
     }
-    s
+    profile_text(rows)
 }
 
 #[cfg(test)]
@@ -300,6 +331,26 @@ mod tests {
         assert_eq!(p.service_time_s(clocks(200, 1000), 1), 0.020);
         let mid = p.service_time_s(clocks(100, 1000), 2);
         assert!(mid > 0.010 && mid < 0.030, "{mid}");
+    }
+
+    #[test]
+    fn a_board_with_one_cpu_and_one_gpu_level_loads() {
+        // What `ecoedge profile` writes for a host without clock knobs: one
+        // level of each clock, batch sizes only.
+        let rows = (1..=4).map(|batch| Row {
+            cpu_khz: 1,
+            gpu_hz: 1,
+            batch,
+            latency_s: 0.001 * f64::from(batch),
+            busy_power_w: 10.0,
+            idle_power_w: 0.001,
+        });
+        let p = Profile::parse(&profile_text(rows)).unwrap();
+        assert_eq!(p.cpu_levels_khz(), [1]);
+        assert_eq!(p.gpu_levels_hz(), [1]);
+        assert_eq!(p.max_batch(), 4);
+        assert_eq!(p.service_time_s(clocks(1, 1), 3), 0.003);
+        assert_eq!(p.idle_power_w(clocks(1, 1)), 0.001);
     }
 
     #[test]
