@@ -288,3 +288,60 @@ fn the_next_run_resets_a_lock_a_killed_run_left() {
     );
     assert_eq!(gpu.locked(), None);
 }
+
+#[test]
+fn profile_measures_the_gpu_board_at_its_pinned_clock_and_resets_the_lock() {
+    let gpu = FakeGpu::new("");
+    let root = tempfile::tempdir().unwrap();
+    let out_file = root.path().join("nvml.csv");
+    let out = ecoedge(
+        &gpu,
+        root.path(),
+        &[
+            "profile",
+            "--board",
+            "nvml",
+            "--gpu-clocks",
+            "lock",
+            "--model",
+            "mlp",
+            "--max-batch",
+            "2",
+            "--min-time",
+            "100ms",
+            "--min-runs",
+            "2",
+            "--settle",
+            "0ms",
+            "--idle-time",
+            "100ms",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "batches 1 and 2: {text}");
+    for r in &rows {
+        // tract runs on the CPU: the GPU at its lowest clock, 495 MHz.
+        assert_eq!(r[1], "495000000", "{text}");
+        // The fake draws 60 W + 0.1 W/MHz: 109.5 W at 495 MHz, idle or busy.
+        for power in [r[4], r[5]] {
+            let w: f64 = power.parse().unwrap();
+            assert!((w - 109.5).abs() < 5.0, "{power} W: {text}");
+        }
+    }
+    assert_eq!(gpu.calls(), ["reset", "lock 495 495", "reset"]);
+    assert_eq!(gpu.locked(), None);
+}
