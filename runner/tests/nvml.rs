@@ -113,6 +113,10 @@ fn without_nvml_each_command_says_so_in_one_line() {
             .unwrap();
         let line = error_line(&out);
         assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("plans built"),
+            "said before the model is loaded: {out:?}"
+        );
+        assert!(
             line.contains("cannot load the NVML library /nonexistent/libnvidia-ml.so.1")
                 && line.contains("install the NVIDIA driver")
                 && line.contains("ECOEDGE_NVML_LIB"),

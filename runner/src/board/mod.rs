@@ -88,6 +88,29 @@ impl Default for BoardAccess {
     }
 }
 
+impl BoardOptions {
+    /// Checks, before minutes of plan building, what can fail without
+    /// touching the board: `--gpu-clocks lock` without the NVML board, and
+    /// an NVML library that does not load.
+    pub fn check(&self) -> Result<()> {
+        self.check_lock()?;
+        if self.choice == BoardChoice::Nvml {
+            nvml::Gpu::open().context("--board nvml")?;
+        }
+        Ok(())
+    }
+
+    /// Only the NVML board locks GPU clocks (`auto` never picks it).
+    fn check_lock(&self) -> Result<()> {
+        if self.access.gpu_clocks == GpuClocks::Lock && self.choice != BoardChoice::Nvml {
+            bail!(
+                "--gpu-clocks lock: only the NVML board (--board nvml) locks GPU clocks; a Jetson's GPU clock is set through devfreq"
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Default for BoardOptions {
     /// The host under `/`, with its own meter.
     fn default() -> Self {
@@ -227,11 +250,7 @@ impl LinuxBoard {
             BoardChoice::Auto => BoardChoice::Host,
             c => c,
         };
-        if access.gpu_clocks == GpuClocks::Lock && choice != BoardChoice::Nvml {
-            bail!(
-                "--gpu-clocks lock: only the NVML board (--board nvml) locks GPU clocks; a Jetson's GPU clock is set through devfreq"
-            );
-        }
+        options.check_lock()?;
         if choice == BoardChoice::Nvml && is_jetson() {
             bail!(
                 "--board nvml: this is a Jetson, where NVML reports no power; use --board jetson"

@@ -102,6 +102,11 @@ fn measured(args: &ProfileArgs, choice: BoardChoice) -> Result<()> {
     }
     args.timing.check()?;
     args.inference.check()?;
+    let options = BoardOptions {
+        choice,
+        access: args.access.clone(),
+    };
+    options.check()?;
     // Before minutes of measuring: an unwritable --out fails now.
     let out = OutFile::create(&args.out)?;
     let signals = SignalWatch::start(
@@ -109,10 +114,6 @@ fn measured(args: &ProfileArgs, choice: BoardChoice) -> Result<()> {
         None,
     )?;
     let mut engine = args.inference.load(&args.model, args.seed)?;
-    let options = BoardOptions {
-        choice,
-        access: args.access.clone(),
-    };
     let started = Instant::now();
     let mut board = open_board(&options, MonotonicClock::new())?;
     signals.guard(board.restorer());

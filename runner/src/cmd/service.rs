@@ -123,6 +123,7 @@ impl ServiceArgs {
     /// Checks the flags before minutes of plan building.
     pub fn check(&self) -> Result<()> {
         self.inference.check()?;
+        self.board.check()?;
         if self.drain_timeout == CoreDuration::ZERO {
             bail!("--drain-timeout must be positive");
         }
