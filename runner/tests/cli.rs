@@ -475,6 +475,7 @@ fn compare_reports_the_schema_tables_and_plots() {
         "tables.md",
         "results.json",
         "cost-fixed-90ms.svg",
+        "time-fixed-90ms.svg",
         "phases-bursty-10at900ms.svg",
         "scatter-fixed-90ms.svg",
     ] {
@@ -486,8 +487,14 @@ fn compare_reports_the_schema_tables_and_plots() {
         svg.contains("ecogd") && svg.contains("window"),
         "legend and axis label"
     );
+    let svg = std::fs::read_to_string(out.join("time-fixed-90ms.svg")).unwrap();
+    assert!(
+        svg.contains("ecogd") && svg.contains("hours") && svg.contains("arrivals/s"),
+        "legend, time axis and the arrival panel"
+    );
     for (f, size) in [
         ("cost-fixed-90ms.png", (1000, 520)),
+        ("time-fixed-90ms.png", (1000, 680)),
         ("phases-bursty-10at900ms.png", (1000, 520)),
         ("scatter-fixed-90ms.png", (800, 560)),
     ] {

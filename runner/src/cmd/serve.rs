@@ -11,7 +11,7 @@ use ecoedge_bsp_jetson::sampler::Clock;
 use ecoedge_core::time::Duration as CoreDuration;
 
 use super::engine::model_path;
-use super::service::{ServiceArgs, watch_signals};
+use super::service::{ServiceArgs, either_error, watch_signals};
 use crate::capacity::QUEUE;
 use crate::report;
 use crate::serve::{Listen, serve};
@@ -106,9 +106,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         &signals.stop,
         true,
     );
-    let restored = board.restore();
-    let out = result?;
-    restored?;
+    // A failure of the restore is said even when serving failed first.
+    let out = either_error(result, board.restore())?;
     eprintln!("stopped: every accepted request answered, board restored");
 
     let summary = s.summarise(&settings, format!("http:{addr}"), &board, &out);

@@ -123,6 +123,44 @@ pub struct RunFigures {
     /// Mean cost of each window, against the workload's baseline.
     #[serde(skip)]
     pub series: Vec<f64>,
+    /// Per [`TIMELINE_BIN`] of arrival time: requests served that arrived
+    /// in it, and their mean cost (for the plots against time).
+    #[serde(skip)]
+    pub timeline: Vec<Bin>,
+}
+
+/// The bins of the plots against time: every optimizer's runs share them,
+/// unlike windows, whose lengths differ.
+pub const TIMELINE_BIN: Duration = Duration::from_secs(300);
+
+/// One [`TIMELINE_BIN`] of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Bin {
+    /// Requests that arrived in the bin and were served.
+    pub served: f64,
+    /// Their mean cost (0 when none).
+    pub mean_cost: f64,
+}
+
+/// `out`'s served requests binned by arrival time, costed against
+/// `baseline`.
+fn timeline(out: &Outcome, baseline: &Baseline, alpha: Alpha) -> Vec<Bin> {
+    let bin_us = TIMELINE_BIN.as_micros();
+    let mut sums: Vec<(f64, f64)> = Vec::new();
+    for s in &out.served {
+        let i = (s.arrival.as_micros() / bin_us) as usize;
+        if sums.len() <= i {
+            sums.resize(i + 1, (0.0, 0.0));
+        }
+        sums[i].0 += 1.0;
+        sums[i].1 += alpha.cost(baseline, s.energy_j, s.latency_s());
+    }
+    sums.into_iter()
+        .map(|(n, c)| Bin {
+            served: n,
+            mean_cost: if n > 0.0 { c / n } else { 0.0 },
+        })
+        .collect()
 }
 
 impl RunFigures {
@@ -172,6 +210,7 @@ impl RunFigures {
             final_config: ConfigJson::new(&out.space, &out.final_config),
             regret: None,
             series,
+            timeline: timeline(out, baseline, alpha),
         }
     }
 }

@@ -16,6 +16,7 @@ use plotters::coord::combinators::WithKeyPoints;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use super::TIMELINE_BIN;
 use super::results::{CompareJson, ResultJson};
 use crate::metrics::PhaseStats;
 
@@ -46,7 +47,7 @@ pub fn write_all(dir: &Path, doc: &CompareJson) -> Result<()> {
     for w in workloads {
         let rows: Vec<&ResultJson> = doc.results.iter().filter(|r| r.workload == w).collect();
         let what = format!("{} on {}, {w}", doc.model, doc.device);
-        for chart in [Chart::Cost, Chart::Phases, Chart::Scatter] {
+        for chart in [Chart::Cost, Chart::Time, Chart::Phases, Chart::Scatter] {
             let stem = dir.join(format!("{}-{}", chart.name(), slug(w)));
             let (svg, png) = (stem.with_extension("svg"), stem.with_extension("png"));
             chart.draw(SVGBackend::new(&svg, chart.size()), &what, &rows)?;
@@ -56,10 +57,11 @@ pub fn write_all(dir: &Path, doc: &CompareJson) -> Result<()> {
     Ok(())
 }
 
-/// The three charts per workload.
+/// The charts per workload.
 #[derive(Clone, Copy)]
 enum Chart {
     Cost,
+    Time,
     Phases,
     Scatter,
 }
@@ -68,6 +70,7 @@ impl Chart {
     fn name(self) -> &'static str {
         match self {
             Chart::Cost => "cost",
+            Chart::Time => "time",
             Chart::Phases => "phases",
             Chart::Scatter => "scatter",
         }
@@ -76,6 +79,7 @@ impl Chart {
     fn size(self) -> (u32, u32) {
         match self {
             Chart::Cost | Chart::Phases => (1000, 520),
+            Chart::Time => (1000, 680),
             Chart::Scatter => (800, 560),
         }
     }
@@ -85,6 +89,7 @@ impl Chart {
         root.fill(&WHITE).map_err(err)?;
         match self {
             Chart::Cost => cost_over_time(&root, what, rows)?,
+            Chart::Time => cost_against_hours(&root, what, rows)?,
             Chart::Phases => phase_bars(&root, what, rows)?,
             Chart::Scatter => scatter(&root, what, rows)?,
         }
@@ -194,6 +199,110 @@ fn cost_over_time<DB: DrawingBackend>(
         .border_style(BLACK)
         .draw()
         .map_err(err)
+}
+
+/// Cost against time, in hours, over bins of [`TIMELINE_BIN`] (each point
+/// the mean cost of the requests that arrived in it, over the repeats: the
+/// bins smooth the per-request noise), above a panel of the arrival rate.
+/// Every optimizer's runs share the bins, unlike windows.
+fn cost_against_hours<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    what: &str,
+    rows: &[&ResultJson],
+) -> Result<()> {
+    let bin_s = TIMELINE_BIN.as_secs_f64();
+    let hours = |i: usize| (i as f64 + 0.5) * bin_s / 3600.0;
+    let bins = rows
+        .iter()
+        .map(|r| r.timeline.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let end_h = bins as f64 * bin_s / 3600.0;
+    let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 * 7 / 10);
+    let y = log_range(rows.iter().flat_map(|r| {
+        r.timeline
+            .iter()
+            .filter(|b| b.served > 0.0)
+            .map(|b| b.mean_cost)
+    }));
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            format!(
+                "Cost against time ({:.0}-minute bins): {what}",
+                bin_s / 60.0
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(20)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..end_h, log_axis(&y))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.1}"))
+        .y_desc("mean cost (log scale)")
+        .y_label_formatter(&tick_label)
+        .draw()
+        .map_err(err)?;
+    for (i, r) in rows.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let width = if r.optimizer == "ecogd" { 3 } else { 1 };
+        chart
+            .draw_series(LineSeries::new(
+                r.timeline
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.served > 0.0)
+                    .map(|(i, b)| (hours(i), b.mean_cost)),
+                color.stroke_width(width),
+            ))
+            .map_err(err)?
+            .label(r.optimizer.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    // The arrivals: every optimizer serves the same ones, so the run that
+    // served the most (refused requests are not timed) stands for them.
+    let rate: Vec<(f64, f64)> = rows
+        .iter()
+        .max_by(|a, b| a.overall.served.cmp(&b.overall.served))
+        .map(|r| {
+            r.timeline
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (hours(i), b.served / bin_s))
+                .collect()
+        })
+        .unwrap_or_default();
+    let top_rate = rate.iter().map(|&(_, r)| r).fold(0.0, f64::max).max(1e-3) * 1.15;
+    let mut panel = ChartBuilder::on(&bottom)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..end_h, 0f64..top_rate)
+        .map_err(err)?;
+    panel
+        .configure_mesh()
+        .x_desc("hours")
+        .x_label_formatter(&|x| format!("{x:.1}"))
+        .y_desc("arrivals/s")
+        .y_labels(4)
+        .draw()
+        .map_err(err)?;
+    panel
+        .draw_series(LineSeries::new(rate, BLACK.stroke_width(2)))
+        .map_err(err)?;
+    Ok(())
 }
 
 fn phase_bars<DB: DrawingBackend>(

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::RunFigures;
+use super::{Bin, RunFigures};
 use crate::knobs::ConfigJson;
 use crate::metrics::PhaseStats;
 
@@ -75,6 +75,10 @@ pub struct ResultJson {
     /// Mean cost per window, averaged over repeats (for plots).
     #[serde(skip)]
     pub series: Vec<f64>,
+    /// Per bin of arrival time, over the repeats: requests served and their
+    /// mean cost (for the plots against time).
+    #[serde(skip)]
+    pub timeline: Vec<Bin>,
 }
 
 /// A workload's reference baseline and bounds (means over its instances).
@@ -268,6 +272,20 @@ pub fn aggregate(workload: &str, optimizer: &str, runs: &[RunFigures]) -> Result
         .map(|i| runs.iter().map(|r| r.series[i]).sum::<f64>() / runs.len() as f64)
         .collect();
     let values = |f: &dyn Fn(&RunFigures) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let bins = runs.iter().map(|r| r.timeline.len()).min().unwrap_or(0);
+    let timeline = (0..bins)
+        .map(|i| {
+            let served: f64 = runs.iter().map(|r| r.timeline[i].served).sum();
+            let cost: f64 = runs
+                .iter()
+                .map(|r| r.timeline[i].served * r.timeline[i].mean_cost)
+                .sum();
+            Bin {
+                served: served / runs.len() as f64,
+                mean_cost: if served > 0.0 { cost / served } else { 0.0 },
+            }
+        })
+        .collect();
     ResultJson {
         workload: workload.to_string(),
         optimizer: optimizer.to_string(),
@@ -287,6 +305,7 @@ pub fn aggregate(workload: &str, optimizer: &str, runs: &[RunFigures]) -> Result
             after_mean_cost: Spread::of(&values(&|r| r.after.mean_cost)),
         },
         series,
+        timeline,
     }
 }
 
