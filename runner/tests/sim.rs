@@ -293,3 +293,40 @@ fn ecogd_searches_the_memory_clock_as_a_fourth_knob() {
         cost(&three)
     );
 }
+
+/// The sensitivity variant: batches after a clock change run slower, and
+/// only after a change (a fixed config changes its clocks once, at start).
+#[test]
+fn a_clock_warmup_slows_the_batches_after_each_clock_change_only() {
+    let model = resnet();
+    let mean_latency = |optimizer: &str, warmup: &str| {
+        let mut s = setup("fixed:90ms", Stop::Windows(30));
+        s.clock_warmup = warmup.parse().unwrap();
+        let space = space_of(&model, &s).unwrap();
+        let out = simulate(&model, by_name(optimizer, &space, 1).unwrap(), &s).unwrap();
+        conserved(&out);
+        out.served.iter().map(|r| r.latency_s()).sum::<f64>() / out.served.len() as f64
+    };
+    let (random, random_warm) = (
+        mean_latency("random", "0@0"),
+        mean_latency("random", "3@100"),
+    );
+    assert!(
+        random_warm > 1.1 * random,
+        "clocks change every window: {random} s, then {random_warm} s"
+    );
+    let (fixed, fixed_warm) = (
+        mean_latency("fixed:max", "0@0"),
+        mean_latency("fixed:max", "3@100"),
+    );
+    assert!(
+        fixed_warm < 1.01 * fixed,
+        "one change, at start: {fixed} s, then {fixed_warm} s"
+    );
+    for bad in ["3", "x@50", "3@-1", "3@5000"] {
+        assert!(
+            bad.parse::<ecoedge_runner::sim::ClockWarmup>().is_err(),
+            "{bad}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use ecoedge_core::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::measure::MeasureArgs;
-use super::sim::setup;
+use super::sim::{DeviceModelArgs, setup};
 use crate::compare::{Comparison, Penalty, report_text, write_out};
 use crate::device;
 use crate::units::parse_duration;
@@ -68,6 +68,8 @@ pub struct CompareArgs {
     pub duration: Option<Duration>,
     #[command(flatten)]
     pub measure: MeasureArgs,
+    #[command(flatten)]
+    pub device_model: DeviceModelArgs,
     /// Write tables, results.json and plots (SVG and PNG) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -96,7 +98,14 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         .iter()
         .map(|s| {
             let w = Workload::parse(s)?;
-            setup(&w, args.seed, args.windows, args.duration, &args.measure)
+            setup(
+                &w,
+                args.seed,
+                args.windows,
+                args.duration,
+                &args.measure,
+                &args.device_model,
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     let comparison = Comparison {

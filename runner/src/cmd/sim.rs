@@ -9,7 +9,7 @@ use super::output::OutputArgs;
 use crate::device;
 use crate::report::{self, Meta, Summary};
 use crate::sim::named::simulate_named;
-use crate::sim::{SimSetup, Stop};
+use crate::sim::{ClockWarmup, SimSetup, Stop};
 use crate::units::parse_duration;
 use crate::workload::Workload;
 
@@ -40,7 +40,22 @@ pub struct SimArgs {
     #[command(flatten)]
     pub measure: MeasureArgs,
     #[command(flatten)]
+    pub device_model: DeviceModelArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// How the simulated board departs from its model: the sensitivity flags of
+/// `sim` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceModelArgs {
+    /// Spread of batch service times (log-normal sigma; 0.03 = 3 %, 0 = none).
+    #[arg(long, default_value_t = 0.03)]
+    pub jitter: f64,
+    /// Batches slowed after each clock change, BATCHES@PERCENT (e.g. 3@50:
+    /// three batches half as long again). An assumption, off by default.
+    #[arg(long)]
+    pub clock_warmup: Option<ClockWarmup>,
 }
 
 /// The setup the flags describe.
@@ -50,8 +65,14 @@ pub fn setup(
     windows: Option<u32>,
     duration: Option<Duration>,
     measure: &MeasureArgs,
+    device_model: &DeviceModelArgs,
 ) -> Result<SimSetup> {
     let mut setup = SimSetup::new(workload.clone(), seed);
+    if !(0.0..=1.0).contains(&device_model.jitter) {
+        bail!("--jitter must be in 0..=1 (a log-normal sigma)");
+    }
+    setup.jitter = device_model.jitter;
+    setup.clock_warmup = device_model.clock_warmup.unwrap_or_default();
     let (settings, limits) = measure.settings(&Defaults::PAPER)?;
     setup.settings = settings;
     setup.lower_limits = limits;
@@ -82,6 +103,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         args.windows,
         args.duration,
         &args.measure,
+        &args.device_model,
     )?;
     setup.logs = args.output.logs();
     let out = simulate_named(model.as_ref(), &args.optimizer, &setup)?;

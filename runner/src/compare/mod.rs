@@ -415,6 +415,7 @@ impl Comparison<'_> {
             seed: first.seed,
             repeats: self.repeats,
             penalty_latency_s: self.penalty.latency.as_secs_f64(),
+            model_departures: departures(first),
             baselines: specs
                 .iter()
                 .zip(&prepared)
@@ -444,11 +445,43 @@ impl Comparison<'_> {
     }
 }
 
+/// How `setup` departs from the defaults a reader assumes (scope, limits,
+/// jitter, warm-up after clock changes), in words; empty for none.
+fn departures(setup: &SimSetup) -> String {
+    let mut d = Vec::new();
+    if setup.settings.window.scope != ecoedge_core::window::WindowSettings::default().scope {
+        d.push(format!(
+            "energy scope {}",
+            setup.settings.window.scope.name()
+        ));
+    }
+    if setup.lower_limits != crate::knobs::LowerLimits::NONE {
+        d.push("the original's lower limits".to_string());
+    }
+    if setup.jitter != SimSetup::new(setup.workload.clone(), 0).jitter {
+        d.push(format!("service-time jitter {}", setup.jitter));
+    }
+    let w = setup.clock_warmup;
+    if w.batches > 0 {
+        d.push(format!(
+            "{} batches {:.0} % slower after each clock change",
+            w.batches,
+            w.slowdown * 100.0
+        ));
+    }
+    d.join(", ")
+}
+
 /// The markdown report of `doc`: a table per workload and the headline.
 pub fn report_text(doc: &CompareJson) -> String {
     let last = doc.seed + u64::from(doc.repeats.max(1)) - 1;
+    let departures = if doc.model_departures.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", doc.model_departures)
+    };
     let mut text = format!(
-        "## {} on {} (alpha {}, seeds {}-{last}, {} repeats; a refused or unserved request costs as one served after {} s)\n\n",
+        "## {} on {} (alpha {}, seeds {}-{last}, {} repeats; a refused or unserved request costs as one served after {} s{departures})\n\n",
         doc.model, doc.device, doc.alpha, doc.seed, doc.repeats, doc.penalty_latency_s
     );
     for b in &doc.baselines {

@@ -228,6 +228,9 @@ pub struct CompareJson {
     pub repeats: u32,
     /// Latency charged to each refused or unserved request, seconds.
     pub penalty_latency_s: f64,
+    /// How the runs depart from the defaults (energy scope, limits, jitter,
+    /// warm-up after clock changes), in words; empty for none.
+    pub model_departures: String,
     /// Per workload and optimizer.
     pub results: Vec<ResultJson>,
     /// E0, L0 per workload.

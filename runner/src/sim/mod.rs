@@ -69,6 +69,8 @@ pub struct SimSetup {
     pub jitter: f64,
     /// Delay before a new clock level takes effect.
     pub transition: Duration,
+    /// Batches slowed after each clock change (default none).
+    pub clock_warmup: ClockWarmup,
     /// The knobs searched (default the paper's CPU, GPU and batch; the
     /// memory clock stays at its top level unless named).
     pub knobs: KnobSet,
@@ -99,6 +101,7 @@ impl SimSetup {
             sensor: SensorModel::default(),
             jitter: 0.03,
             transition: Duration::from_millis(1),
+            clock_warmup: ClockWarmup::default(),
             knobs: KnobSet::paper(),
             lower_limits: LowerLimits::NONE,
             logs: None,
@@ -178,6 +181,38 @@ impl ClockKnobs {
             gpu_hz: self.gpu.frequency(),
             emc_hz: self.emc.as_ref().map_or(0, SimKnob::frequency),
         }
+    }
+}
+
+/// A warm-up after each clock change, for the sensitivity runs: the first
+/// `batches` batches run `slowdown` times longer (0.5: half as long again).
+/// An assumption, not a measurement: caches, the GPU's pipelines and the
+/// memory controller settle after a frequency switch, but no per-batch
+/// figures for the Xavier NX are public. Off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClockWarmup {
+    /// Batches slowed after each change.
+    pub batches: u32,
+    /// Extra share of their service time.
+    pub slowdown: f64,
+}
+
+impl std::str::FromStr for ClockWarmup {
+    type Err = String;
+
+    /// `BATCHES@PERCENT`, e.g. `3@50`: three batches, half as long again.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}`: expected BATCHES@PERCENT, e.g. 3@50");
+        let (b, p) = s.split_once('@').ok_or_else(bad)?;
+        let batches: u32 = b.parse().map_err(|_| bad())?;
+        let percent: f64 = p.parse().map_err(|_| bad())?;
+        if !(0.0..=1000.0).contains(&percent) {
+            return Err(format!("`{s}`: the slowdown must be 0 to 1000 percent"));
+        }
+        Ok(ClockWarmup {
+            batches,
+            slowdown: percent / 100.0,
+        })
     }
 }
 
@@ -344,6 +379,8 @@ pub fn simulate<O: Optimizer>(
         next_gpu_tick: 0,
     };
     let mut jitter_rng = Xoshiro256PlusPlus::seed_from_u64(setup.seed ^ 0x0717_7E12);
+    // The clocks the last batch started at, and batches of warm-up left.
+    let (mut last_clocks, mut warm_left) = (None, 0u32);
     let jitter = (setup.jitter > 0.0)
         .then(|| LogNormal::new(-0.5 * setup.jitter * setup.jitter, setup.jitter))
         .transpose()
@@ -425,7 +462,16 @@ pub fn simulate<O: Optimizer>(
             let energy = board.meter.energy_j(Instant::from_micros(now))?;
             let n = ctl.poll_batch(Instant::from_micros(now), energy, &mut queue, &mut batch)?;
             if n > 0 {
-                let jitter = jitter.map_or(1.0, |j| j.sample(&mut jitter_rng));
+                let mut jitter = jitter.map_or(1.0, |j| j.sample(&mut jitter_rng));
+                let clocks = board.knobs.clocks();
+                if last_clocks != Some(clocks) {
+                    last_clocks = Some(clocks);
+                    warm_left = setup.clock_warmup.batches;
+                }
+                if warm_left > 0 {
+                    warm_left -= 1;
+                    jitter *= 1.0 + setup.clock_warmup.slowdown;
+                }
                 board.running = Some(Running {
                     remaining: 1.0,
                     since_us: now,
