@@ -206,38 +206,40 @@ fn energy_follows_the_gpu_counter_and_the_lock_is_reset_after_the_run() {
     );
 }
 
-fn wait_until_locked(gpu: &FakeGpu, child: &mut Child) {
+/// A 60 s run with `--gpu-clocks lock`, once it holds the lock.
+fn locked_run(gpu: &FakeGpu, root: &Path) -> Child {
+    let mut child = ecoedge(gpu, root, &run_args("60s", &["--gpu-clocks", "lock"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let t = Instant::now();
     while gpu.locked().is_none() {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         assert!(t.elapsed() < Duration::from_secs(60), "never locked");
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+/// A locked run killed with SIGKILL: the lock stays. Its pid.
+fn killed_locked_run(gpu: &FakeGpu, root: &Path) -> u32 {
+    let mut child = locked_run(gpu, root);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    child.id()
 }
 
 #[test]
 fn a_stop_signal_resets_the_lock_and_a_killed_run_is_undone_by_board_restore() {
     let gpu = FakeGpu::new("");
     let root = tempfile::tempdir().unwrap();
-    let args = run_args("60s", &["--gpu-clocks", "lock"]);
-    let mut child = ecoedge(&gpu, root.path(), &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_locked(&gpu, &mut child);
+    let mut child = locked_run(&gpu, root.path());
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     assert!(child.wait().unwrap().success());
     assert_eq!(gpu.locked(), None, "reset after the drain");
 
-    let mut child = ecoedge(&gpu, root.path(), &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_locked(&gpu, &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let pid = killed_locked_run(&gpu, root.path());
     assert_eq!(gpu.locked(), Some((495, 495)), "SIGKILL leaves the lock");
     let out = ecoedge(&gpu, root.path(), &["board", "--restore"])
         .output()
@@ -245,10 +247,7 @@ fn a_stop_signal_resets_the_lock_and_a_killed_run_is_undone_by_board_restore() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
-        stdout.contains(&format!(
-            "reset the GPU clock lock process {} left",
-            child.id()
-        )),
+        stdout.contains(&format!("reset the GPU clock lock process {pid} left")),
         "{stdout}"
     );
     assert_eq!(gpu.locked(), None);
@@ -265,15 +264,7 @@ fn a_stop_signal_resets_the_lock_and_a_killed_run_is_undone_by_board_restore() {
 fn the_next_run_resets_a_lock_a_killed_run_left() {
     let gpu = FakeGpu::new("");
     let root = tempfile::tempdir().unwrap();
-    let args = run_args("60s", &["--gpu-clocks", "lock"]);
-    let mut child = ecoedge(&gpu, root.path(), &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_locked(&gpu, &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let pid = killed_locked_run(&gpu, root.path());
     let out = ecoedge(
         &gpu,
         root.path(),
@@ -285,8 +276,7 @@ fn the_next_run_resets_a_lock_a_killed_run_left() {
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "nvml: reset the GPU clock lock process {} left",
-            child.id()
+            "nvml: reset the GPU clock lock process {pid} left"
         )),
         "{stderr}"
     );

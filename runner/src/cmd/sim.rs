@@ -9,7 +9,7 @@ use super::output::OutputArgs;
 use crate::device;
 use crate::report::{self, Meta, Summary};
 use crate::sim::named::simulate_named;
-use crate::sim::{ClockWarmup, SimSetup, Stop};
+use crate::sim::{ClockWarmup, JITTER, SimSetup, Stop};
 use crate::units::parse_duration;
 use crate::workload::Workload;
 
@@ -50,7 +50,7 @@ pub struct SimArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DeviceModelArgs {
     /// Spread of batch service times (log-normal sigma; 0.03 = 3 %, 0 = none).
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, default_value_t = JITTER)]
     pub jitter: f64,
     /// Batches slowed after each clock change, BATCHES@PERCENT (e.g. 3@50:
     /// three batches half as long again). An assumption, off by default.

@@ -458,7 +458,7 @@ fn departures(setup: &SimSetup) -> String {
     if setup.lower_limits != crate::knobs::LowerLimits::NONE {
         d.push("the original's lower limits".to_string());
     }
-    if setup.jitter != SimSetup::new(setup.workload.clone(), 0).jitter {
+    if setup.jitter != crate::sim::JITTER {
         d.push(format!("service-time jitter {}", setup.jitter));
     }
     let w = setup.clock_warmup;

@@ -13,6 +13,7 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
 use plotters::coord::combinators::WithKeyPoints;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -178,14 +179,30 @@ fn cost_over_time<DB: DrawingBackend>(
         .y_label_formatter(&tick_label)
         .draw()
         .map_err(err)?;
+    cost_lines(&mut chart, rows, |r| {
+        r.series
+            .iter()
+            .enumerate()
+            .map(|(w, &c)| (w as f64, c))
+            .collect()
+    })
+}
+
+/// A cost chart's axes: linear x, log cost.
+type CostAxes = Cartesian2d<RangedCoordf64, WithKeyPoints<LogCoord<f64>>>;
+
+/// One line per optimizer (EcoGD's thicker) at the points `points` gives
+/// for its row, and the legend.
+fn cost_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, CostAxes>,
+    rows: &[&ResultJson],
+    points: impl Fn(&ResultJson) -> Vec<(f64, f64)>,
+) -> Result<()> {
     for (i, r) in rows.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let width = if r.optimizer == "ecogd" { 3 } else { 1 };
         chart
-            .draw_series(LineSeries::new(
-                r.series.iter().enumerate().map(|(w, &c)| (w as f64, c)),
-                color.stroke_width(width),
-            ))
+            .draw_series(LineSeries::new(points(r), color.stroke_width(width)))
             .map_err(err)?
             .label(r.optimizer.clone())
             .legend(move |(x, y)| {
@@ -246,31 +263,14 @@ fn cost_against_hours<DB: DrawingBackend>(
         .y_label_formatter(&tick_label)
         .draw()
         .map_err(err)?;
-    for (i, r) in rows.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let width = if r.optimizer == "ecogd" { 3 } else { 1 };
-        chart
-            .draw_series(LineSeries::new(
-                r.timeline
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, b)| b.served > 0.0)
-                    .map(|(i, b)| (hours(i), b.mean_cost)),
-                color.stroke_width(width),
-            ))
-            .map_err(err)?
-            .label(r.optimizer.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    cost_lines(&mut chart, rows, |r| {
+        r.timeline
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.served > 0.0)
+            .map(|(i, b)| (hours(i), b.mean_cost))
+            .collect()
+    })?;
     // The arrivals: every optimizer serves the same ones, so the run that
     // served the most (refused requests are not timed) stands for them.
     let rate: Vec<(f64, f64)> = rows

@@ -83,6 +83,10 @@ pub struct SimSetup {
     pub logs: Option<LogDir>,
 }
 
+/// The default spread of batch service times (log-normal sigma): real boards
+/// jitter by a few percent.
+pub const JITTER: f64 = 0.03;
+
 impl SimSetup {
     /// Defaults of SIMULATOR.md for `workload`: 1000 windows for synthetic
     /// patterns, 3 hours for traces; realistic sensor; 3 % jitter; 1 ms transitions.
@@ -99,7 +103,7 @@ impl SimSetup {
             stop,
             settings: Settings::default(),
             sensor: SensorModel::default(),
-            jitter: 0.03,
+            jitter: JITTER,
             transition: Duration::from_millis(1),
             clock_warmup: ClockWarmup::default(),
             knobs: KnobSet::paper(),
