@@ -188,6 +188,22 @@ impl<'a> Sample<'a> {
         }
     }
 
+    /// A whole run's `arrivals` (in order), none waiting: for pricing a
+    /// config over more arrivals than a ring holds (the oracle's).
+    pub fn of_run(arrivals: &'a [Instant]) -> Self {
+        let origin = arrivals.first().copied().unwrap_or(Instant::ZERO);
+        let micros = |t: &Instant| t.saturating_since(origin).as_micros();
+        Sample {
+            older: arrivals,
+            newer: &[],
+            origin,
+            newest_s: arrivals.last().map_or(0, micros) as f64 * 1e-6,
+            spread_s: 0.0,
+            waiting: 0,
+            kept_us: arrivals.iter().map(micros).sum(),
+        }
+    }
+
     /// Requests waiting when the sample was taken.
     pub fn waiting(&self) -> usize {
         self.waiting
@@ -429,6 +445,35 @@ mod tests {
         assert!((r.backlog_s - 4.5).abs() < 1e-9, "{r:?}");
         let calm = load(&a, 0, 1).replay(1, &SERVICE).unwrap();
         assert!(r.cost > 2.0 * calm.cost, "{r:?} {calm:?}");
+    }
+
+    #[test]
+    fn a_run_replays_as_a_ring_of_the_same_arrivals() {
+        let times = [0.0, 0.3, 1.0, 1.1, 2.5, 2.6, 2.7, 4.0];
+        let ring = secs(&times);
+        let run: Vec<Instant> = times
+            .iter()
+            .map(|&t| Instant::from_micros((t * 1e6) as u64))
+            .collect();
+        let whole = Load {
+            sample: Sample::of_run(&run),
+            ..load(&ring, 0, 4)
+        };
+        for b in 1..=4 {
+            assert_eq!(
+                whole.replay(b, &SERVICE),
+                load(&ring, 0, 4).replay(b, &SERVICE),
+                "batch {b}"
+            );
+        }
+        assert_eq!(
+            Load {
+                sample: Sample::of_run(&[]),
+                ..whole
+            }
+            .replay(1, &SERVICE),
+            None
+        );
     }
 
     #[test]

@@ -211,6 +211,37 @@ fn the_oracle_beats_every_knob_at_max() {
     );
 }
 
+/// The static oracle prices every config by replay and simulates only the
+/// cheapest: on a trace its answer must be the best of an exhaustive
+/// simulation of every config (over a space small enough to simulate whole).
+#[test]
+fn the_static_oracle_finds_the_best_of_an_exhaustive_simulation() {
+    let m = resnet();
+    let mut s = setup("trace:azure", Stop::Duration(Duration::from_secs(900)));
+    s.knobs = "cpu,batch".parse().unwrap();
+    let b = reference_baseline(&m, &s).unwrap();
+    let best = best_static(&m, &s, &b).unwrap();
+    let space = space_of(&m, &s).unwrap();
+    let quiet = SimSetup {
+        settings: ecoedge_core::controller::Settings {
+            baseline: Some(b),
+            ..s.settings
+        },
+        ..s.noiseless()
+    };
+    let mut all: Vec<(bool, f64, ecoedge_core::space::Config)> = space
+        .configs()
+        .map(|c| {
+            let out = simulate(&m, Fixed::new(c), &quiet).unwrap();
+            let cost = PhaseStats::of(&out.served, &b, Alpha::default(), Unserved::default());
+            (out.refused > 0, cost.mean_cost, c)
+        })
+        .collect();
+    assert_eq!(all.len(), 25 * 16);
+    all.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+    assert_eq!((best.config, best.mean_cost), (all[0].2, all[0].1));
+}
+
 /// The per-window oracle prices configs by the core's replay with the model's
 /// exact figures: on a periodic load, where every window is alike, it must
 /// agree with the static oracle's simulated cost (the two code paths check

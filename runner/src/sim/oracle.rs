@@ -1,25 +1,27 @@
 //! The oracle: the best static config for a workload, found by simulation.
 //!
-//! Only a simulator can know it: configs are simulated without noise (ideal
-//! meter, no jitter) and ranked by mean per-request cost against one reference
-//! baseline; configs that refuse requests rank after all that do not.
-//! Simulating all 6000 configs over a 3-hour trace would take minutes, so the
-//! search screens, then decides over the full run:
-//! - every config over the first [`SCREEN_WINDOWS`] windows (enough for a
-//!   stationary workload to rank configs);
-//! - for traces, whose load changes over hours, also a coarse grid (every other
-//!   level of each clock with the top one, batches 1 2 3 4 6 8 12 16) over the
-//!   full run;
-//! - the [`FINALISTS`] best of each screen over the full run.
+//! Only a simulator can know it: configs are ranked by mean per-request cost,
+//! noise off, against one reference baseline; configs that refuse requests
+//! rank after all that do not. Simulating all 6000 configs over a 3-hour
+//! trace would take minutes, so the search prices first, then decides:
+//! - every config is priced over the whole run's arrivals by the core's replay
+//!   ([`Load::replay`]) with the model's exact service figures - the batch
+//!   rule, waiting, busy and idle energy, as the simulator runs them, one step
+//!   per batch;
+//! - the [`FINALISTS`] cheapest are simulated over the full run, and the best
+//!   simulated one is the answer, with its simulated cost.
 //!
-//! The result is the limit a static choice can reach on that workload.
+//! The replay knows no queue limit, so a config that could not keep up is
+//! priced by its growing backlog rather than its refusals; the simulation of
+//! the finalists has the last word. The result is the limit a static choice
+//! can reach on that workload.
 //!
 //! [`best_per_window`] is the dynamic oracle: the best config in hindsight for
 //! each window's arrivals, the lower bound an adaptive policy is judged by.
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ecoedge_core::cost::{Alpha, Baseline};
 use ecoedge_core::load::{self, LOAD_SAMPLE, Load, Sample, Service};
 use ecoedge_core::optimizer::Fixed;
@@ -31,12 +33,8 @@ use super::model::{Clocks, DeviceModel};
 use super::{SimSetup, Stop, simulate, space_of};
 use crate::metrics::{PhaseStats, Unserved};
 
-/// Windows of the screening stage.
-pub const SCREEN_WINDOWS: u32 = 6;
-/// Configs each screen carries into the full-length stage.
+/// Configs the replay carries into the simulated stage.
 pub const FINALISTS: usize = 8;
-/// Batch sizes of the coarse grid.
-const COARSE_BATCHES: [u32; 8] = [1, 2, 3, 4, 6, 8, 12, 16];
 
 /// The oracle's answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,16 +62,14 @@ pub fn reference_baseline(model: &dyn DeviceModel, setup: &SimSetup) -> Result<B
     Ok(Baseline::new(s.mean_energy_j, s.mean_latency_s)?)
 }
 
-/// Ranks `configs` by (refused any, mean cost) over `stop`.
+/// Ranks `configs` by (refused any, mean cost) over `setup`'s run.
 fn rank(
     model: &dyn DeviceModel,
     setup: &SimSetup,
     baseline: &Baseline,
     configs: &[Config],
-    stop: Stop,
 ) -> Result<Vec<(bool, f64, Config)>> {
     let mut quiet = setup.noiseless();
-    quiet.stop = stop;
     quiet.settings.baseline = Some(*baseline);
     let alpha = quiet.settings.window.alpha;
     let mut ranked = configs
@@ -95,34 +91,28 @@ pub fn best_static(
     baseline: &Baseline,
 ) -> Result<StaticBest> {
     let space = space_of(model, setup)?;
-    let dims = space.dims();
-    let all: Vec<Config> = space.configs().collect();
-    let screened = rank(model, setup, baseline, &all, Stop::Windows(SCREEN_WINDOWS))?;
-    let mut finalists: Vec<Config> = screened.iter().take(FINALISTS).map(|r| r.2).collect();
-    if setup.workload.is_trace() {
-        let coarse: Vec<Config> = all
-            .iter()
-            .copied()
-            .filter(|c| {
-                let every_other = |d: usize| {
-                    let (i, top) = (c.index(d), dims[d].max_index());
-                    i == top || (top - i) % 2 == 0
-                };
-                let clocks = dims
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| d.knob() != Knob::Batch);
-                clocks.map(|(i, _)| i).all(every_other)
-                    && COARSE_BATCHES.contains(&space.batch_size(c))
-            })
-            .collect();
-        let full = rank(model, setup, baseline, &coarse, setup.stop)?;
-        finalists.extend(full.iter().take(FINALISTS).map(|r| r.2));
-        finalists.sort();
-        finalists.dedup();
-    }
-    let best = rank(model, setup, baseline, &finalists, setup.stop)?;
-    let (_, mean_cost, config) = best[0];
+    let arrivals = arrivals_until_end(setup)?;
+    let load = Load {
+        sample: Sample::of_run(&arrivals),
+        baseline: *baseline,
+        alpha: setup.settings.window.alpha,
+        scope: setup.settings.window.scope,
+        max_wait: setup.settings.max_wait,
+    };
+    let configs: Vec<Config> = space.configs().collect();
+    let mut priced: Vec<(f64, Config)> = configs
+        .par_iter()
+        .filter_map(|c| {
+            let service = exact_service(model, &space, c);
+            Some((load.replay(space.batch_size(c), &service)?.cost, *c))
+        })
+        .collect();
+    priced.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let finalists: Vec<Config> = priced.iter().take(FINALISTS).map(|p| p.1).collect();
+    let best = rank(model, setup, baseline, &finalists)?;
+    let &(_, mean_cost, config) = best
+        .first()
+        .with_context(|| format!("{}: no batch forms in the run", setup.workload))?;
     Ok(StaticBest { config, mean_cost })
 }
 
