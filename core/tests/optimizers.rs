@@ -673,13 +673,14 @@ fn additions_by_name() {
         _ => panic!("{name} is not EcoGD"),
     };
     assert_eq!(
-        settings("ecogd:paper+replay+abandon+pattern"),
+        settings("ecogd:paper+replay+abandon+pattern+scan"),
         settings("ecogd")
     );
     assert_eq!(settings("ecogd+replay"), settings("ecogd"));
     let paper = settings("ecogd:paper");
     let replay = settings("ecogd:paper+replay");
-    assert!(replay.replay && !replay.pattern && replay.abandon_above.is_none());
+    assert!(replay.replay && !replay.pattern && !replay.scan && replay.abandon_above.is_none());
+    assert!(settings("ecogd:paper+scan").scan && !paper.scan);
     assert_eq!(
         EcoGdSettings {
             replay: false,
@@ -697,7 +698,13 @@ fn additions_by_name() {
         assert_eq!(o.assist().replay, name.contains("replay"), "{name}");
         assert_eq!(o.assist().abandon, name.contains("abandon"), "{name}");
     }
-    for bad in ["grid+pattern", "fixed:max+replay", "ecogd+fast", "grid+"] {
+    for bad in [
+        "grid+pattern",
+        "bayes+scan",
+        "fixed:max+replay",
+        "ecogd+fast",
+        "grid+",
+    ] {
         assert!(
             matches!(by_name(bad, &space, 1), Err(NameError::Malformed(_))),
             "{bad}"

@@ -568,6 +568,8 @@ fn compare_ablation_lists_every_addition_and_baseline_variant() {
         "| ecogd:paper+abandon |",
         "| ecogd:paper+pattern |",
         "| ecogd:paper+replay |",
+        "| ecogd:paper+scan |",
+        "| ecogd:paper+replay+scan |",
         "| ecogd |",
         "| grid+replay+abandon |",
         "| linear+replay+abandon |",

@@ -17,7 +17,7 @@
 //! 8. optionally, a jump in arrival rate forgets every cost (the center stays);
 //! 9. optionally, big improvements in the CPU-GPU plane take bigger steps.
 //!
-//! Three additions, each a setting whose `None`/`false` is the original:
+//! Four additions, each a setting whose `None`/`false` is the original:
 //! - *abandoned probes* (`abandon_above`): a config without a fresh cost runs
 //!   under a ceiling; see [`EcoGdSettings::abandon_above`];
 //! - *pattern moves* (`pattern`): after a move, the next config one more step the
@@ -26,14 +26,17 @@
 //! - *replay* (`replay`): before each decision every remembered config is priced
 //!   under the same, latest load ([`crate::load`]), so windows measured under
 //!   different loads compare the configs, not the loads; and a center that
-//!   cannot keep up with that load is left at once (the overload escape).
+//!   cannot keep up with that load is left at once (the overload escape);
+//! - *batch scan* (`scan`): every batch size at the center's clocks is priced
+//!   under that load from estimated service figures, and the cheapest is a
+//!   candidate beside the sides and corners; see [`EcoGdSettings::scan`].
 
 use heapless::Vec;
 use libm::ceil;
 
 use super::history::History;
 use super::{Optimizer, Prng};
-use crate::load::Load;
+use crate::load::{Load, Service};
 use crate::space::{Config, Knob, MAX_DIMS, Space};
 use crate::window::WindowReport;
 
@@ -54,8 +57,9 @@ const OVERLOAD: f64 = 4.0;
 /// Largest step the jump-learn factor may take in the CPU-GPU plane.
 const MAX_JUMP_LEARN_STEP: f64 = 5.0;
 
-/// EcoGD's parameters. [`Default`]: the original's values, plus abandoned probes
-/// and pattern moves (measured to help, see the README's results);
+/// EcoGD's parameters. [`Default`]: the original's values, plus the four
+/// additions (measured to help, see the README's results and
+/// docs/results/ablation-*.md);
 /// [`EcoGdSettings::paper`]: the original's values. Under both, a corner that was
 /// measured before (as a center) is ranked by its measurement, not its estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,6 +98,16 @@ pub struct EcoGdSettings {
     /// window). Needs the load: [`Optimizer::step_under`]; [`Optimizer::step`]
     /// alone compares measured costs.
     pub replay: bool,
+    /// Batch scan: price every batch size at the center's clocks under the
+    /// latest load and move to the cheapest when it beats center, sides and
+    /// corners (default on; `false`: the original). The service of a batch
+    /// size not measured lately is estimated: a batch's time and its active
+    /// energy are each a fixed part plus a part per request, fitted to the
+    /// sizes measured at those clocks (two at least). Batch cost is not
+    /// convex: under the full-batch rule a size that divides a burst beats
+    /// its neighbours, and one step at a time stops at the first that does.
+    /// Needs the load, as `replay` does.
+    pub scan: bool,
 }
 
 impl EcoGdSettings {
@@ -104,6 +118,7 @@ impl EcoGdSettings {
             abandon_above: None,
             pattern: false,
             replay: false,
+            scan: false,
             ..EcoGdSettings::default()
         }
     }
@@ -120,6 +135,7 @@ impl Default for EcoGdSettings {
             abandon_above: Some(1.5),
             pattern: true,
             replay: true,
+            scan: true,
         }
     }
 }
@@ -209,9 +225,9 @@ impl EcoGd {
 
     /// The next config, with the ceiling of its window: probes get one, the
     /// center none.
-    fn propose(&mut self, space: &Space, now: u32) -> Config {
+    fn propose(&mut self, space: &Space, now: u32, load: Option<&Load<'_>>) -> Config {
         let reference = self.fresh(&self.center, now);
-        let next = self.decide(space, now);
+        let next = self.decide(space, now, load);
         self.ceiling = match (self.settings.abandon_above, reference) {
             (Some(factor), Some(cost)) if self.fresh(&next, now).is_none() => Some(factor * cost),
             _ => None,
@@ -219,8 +235,8 @@ impl EcoGd {
         next
     }
 
-    /// Steps 1-6 at window `now`.
-    fn decide(&mut self, space: &Space, now: u32) -> Config {
+    /// Steps 1-6 at window `now`, under `load` when it is known.
+    fn decide(&mut self, space: &Space, now: u32, load: Option<&Load<'_>>) -> Config {
         if !space.within_limits(&self.center) {
             self.center = space.max_config();
         }
@@ -280,6 +296,12 @@ impl EcoGd {
                     }
                 }
             }
+        }
+        if let Some(load) = load.filter(|_| self.settings.scan)
+            && let Some(scanned) = self.scan_batches(space, now, load)
+            && scanned.1 < best.1
+        {
+            best = scanned;
         }
         let target = self.jump_learn(space, best.0, best.1, center_cost);
         // 5. Loop detection.
@@ -346,6 +368,60 @@ impl EcoGd {
                 }
             }
         }
+    }
+
+    /// The batch scan (see [`EcoGdSettings::scan`]): the cheapest batch size at
+    /// the center's clocks, two or more steps away and without a fresh cost,
+    /// priced under `load` with its estimated service figures; `None` before
+    /// two sizes were measured at these clocks.
+    fn scan_batches(&self, space: &Space, now: u32, load: &Load<'_>) -> Option<(Config, f64)> {
+        let b = space.position(Knob::Batch)?;
+        let center = self.center;
+        let same_clocks =
+            |c: &Config| (0..space.len()).all(|d| d == b || c.index(d) == center.index(d));
+        let (mut time, mut energy, mut idle_w) = (LineFit::default(), LineFit::default(), None);
+        for e in self.history.entries() {
+            let Some(s) = e.service.filter(|_| {
+                now.saturating_sub(e.window) < self.settings.memory_limit && same_clocks(&e.config)
+            }) else {
+                continue;
+            };
+            let size = space.batch_size(&e.config).max(1);
+            let (k, t) = (f64::from(size), s.batch_s(size as usize));
+            time.add(k, t);
+            energy.add(k, t * s.active_w);
+            if e.config == center || idle_w.is_none() {
+                idle_w = s.idle_w.or(idle_w);
+            }
+        }
+        let ((t0, t1), (e0, e1)) = (time.line()?, energy.line()?);
+        let dim = space.dims().get(b)?;
+        let mut best: Option<(Config, f64)> = None;
+        for i in dim.lower()..=dim.max_index() {
+            let c = center.with(b, i);
+            if i.abs_diff(center.index(b)) < 2 || self.fresh(&c, now).is_some() {
+                continue;
+            }
+            let size = f64::from(space.batch_size(&c).max(1));
+            let (t, e) = (t0 + t1 * size, e0 + e1 * size);
+            if !(t > 0.0 && e > 0.0) {
+                continue;
+            }
+            // Partial batches (a maximum wait) follow the same line.
+            let per_request_s = t1.clamp(0.0, t / size);
+            let service = Service {
+                fixed_s: t - per_request_s * size,
+                per_request_s,
+                active_w: e / t,
+                idle_w,
+            };
+            if let Some(r) = load.replay(space.batch_size(&c), &service)
+                && best.is_none_or(|(_, cost)| r.cost < cost)
+            {
+                best = Some((c, r.cost));
+            }
+        }
+        best
     }
 
     /// Step 9: scales a move in the CPU-GPU plane by the relative improvement.
@@ -466,6 +542,36 @@ impl EcoGd {
     }
 }
 
+/// A least-squares line `y = a + b x` through points added one by one.
+#[derive(Debug, Clone, Copy, Default)]
+struct LineFit {
+    n: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+}
+
+impl LineFit {
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        self.x += x;
+        self.y += y;
+        self.xx += x * x;
+        self.xy += x * y;
+    }
+
+    /// `(a, b)`, once two distinct `x` were added.
+    fn line(&self) -> Option<(f64, f64)> {
+        let spread = self.n * self.xx - self.x * self.x;
+        if self.n < 2.0 || spread <= 1e-9 {
+            return None;
+        }
+        let b = (self.n * self.xy - self.x * self.y) / spread;
+        Some(((self.y - b * self.x) / self.n, b))
+    }
+}
+
 /// The index change from `from` to `to`, per dimension, each clamped to one step.
 fn direction(from: &Config, to: &Config) -> [i8; MAX_DIMS] {
     // `Ordering` is -1, 0 or 1 as an integer.
@@ -495,7 +601,7 @@ impl Optimizer for EcoGd {
 
     fn step(&mut self, space: &Space, report: &WindowReport) -> Config {
         self.observe(space, report);
-        self.propose(space, report.index)
+        self.propose(space, report.index, None)
     }
 
     fn step_under(&mut self, space: &Space, report: &WindowReport, load: &Load<'_>) -> Config {
@@ -505,7 +611,7 @@ impl Optimizer for EcoGd {
                 .reprice(|config, service| load.replay(space.batch_size(config), service));
             self.escape_overload(space, report.index, load);
         }
-        self.propose(space, report.index)
+        self.propose(space, report.index, Some(load))
     }
 
     fn ceiling(&self) -> Option<f64> {
@@ -759,6 +865,59 @@ mod tests {
             let _ = gd.step_under(&space, &quiet, &load(&sample));
             assert_eq!(gd.center(), center, "replay {replay}");
         }
+    }
+
+    #[test]
+    fn the_batch_scan_jumps_past_a_local_minimum() {
+        // Bursts of 10 requests at once, every 2 s. Batch 2 beats its sides (a
+        // batch of 3 leaves a request waiting 2 s for the next burst), yet a
+        // batch of 10 serves each burst in one go, sooner on average and with
+        // the fixed part of a batch's time and energy paid once.
+        let space = Space::new(&[Dimension::batch(16).unwrap()]).unwrap();
+        let batch = |size: u32| {
+            space
+                .configs()
+                .find(|c| space.batch_size(c) == size)
+                .unwrap()
+        };
+        let timed = |c: &Config| Service {
+            fixed_s: 0.05 + 0.01 * f64::from(space.batch_size(c)),
+            per_request_s: 0.0,
+            active_w: 5.0,
+            idle_w: Some(0.5),
+        };
+        let mut sample: Arrivals<64> = Arrivals::default();
+        for i in 0..60 {
+            sample.push(Instant::from_micros(i / 10 * 2_000_000));
+        }
+        for (scan, center) in [(false, batch(2)), (true, batch(10))] {
+            let mut gd = EcoGd::new(
+                EcoGdSettings {
+                    scan,
+                    start: Some(batch(2)),
+                    ..EcoGdSettings::default()
+                },
+                0,
+            );
+            let mut c = gd.start(&space);
+            for w in 1..=4 {
+                c = gd.step_under(&space, &window(w, c, 1.0, timed(&c)), &load(&sample));
+            }
+            assert_eq!(gd.center(), center, "scan {scan}");
+        }
+        // Without the load (`step`), there is nothing to scan under.
+        let mut gd = EcoGd::new(
+            EcoGdSettings {
+                start: Some(batch(2)),
+                ..EcoGdSettings::default()
+            },
+            0,
+        );
+        let mut c = gd.start(&space);
+        for w in 1..=4 {
+            c = gd.step(&space, &window(w, c, 1.0, timed(&c)));
+        }
+        assert_eq!(gd.center(), batch(2));
     }
 
     #[test]
