@@ -673,7 +673,7 @@ fn additions_by_name() {
         _ => panic!("{name} is not EcoGD"),
     };
     assert_eq!(
-        settings("ecogd:paper+replay+abandon+pattern+scan"),
+        settings("ecogd:paper+replay+abandon+pattern+scan+probe"),
         settings("ecogd")
     );
     assert_eq!(settings("ecogd+replay"), settings("ecogd"));
@@ -681,6 +681,7 @@ fn additions_by_name() {
     let replay = settings("ecogd:paper+replay");
     assert!(replay.replay && !replay.pattern && !replay.scan && replay.abandon_above.is_none());
     assert!(settings("ecogd:paper+scan").scan && !paper.scan);
+    assert!(settings("ecogd:paper+probe").probe_jumps && !paper.probe_jumps);
     assert_eq!(
         EcoGdSettings {
             replay: false,
@@ -701,6 +702,7 @@ fn additions_by_name() {
     for bad in [
         "grid+pattern",
         "bayes+scan",
+        "mab+probe",
         "fixed:max+replay",
         "ecogd+fast",
         "grid+",

@@ -570,6 +570,7 @@ fn compare_ablation_lists_every_addition_and_baseline_variant() {
         "| ecogd:paper+replay |",
         "| ecogd:paper+scan |",
         "| ecogd:paper+replay+scan |",
+        "| ecogd:paper+probe |",
         "| ecogd |",
         "| grid+replay+abandon |",
         "| linear+replay+abandon |",

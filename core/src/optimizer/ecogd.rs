@@ -17,7 +17,7 @@
 //! 8. optionally, a jump in arrival rate forgets every cost (the center stays);
 //! 9. optionally, big improvements in the CPU-GPU plane take bigger steps.
 //!
-//! Four additions, each a setting whose `None`/`false` is the original:
+//! Five additions, each a setting whose `None`/`false` is the original:
 //! - *abandoned probes* (`abandon_above`): a config without a fresh cost runs
 //!   under a ceiling; see [`EcoGdSettings::abandon_above`];
 //! - *pattern moves* (`pattern`): after a move, the next config one more step the
@@ -29,7 +29,9 @@
 //!   cannot keep up with that load is left at once (the overload escape);
 //! - *batch scan* (`scan`): every batch size at the center's clocks is priced
 //!   under that load from estimated service figures, and the cheapest is a
-//!   candidate beside the sides and corners; see [`EcoGdSettings::scan`].
+//!   candidate beside the sides and corners; see [`EcoGdSettings::scan`];
+//! - *probing jumps* (`probe_jumps`): the loop escape measures its config two
+//!   steps away before moving there; see [`EcoGdSettings::probe_jumps`].
 
 use heapless::Vec;
 use libm::ceil;
@@ -57,7 +59,7 @@ const OVERLOAD: f64 = 4.0;
 /// Largest step the jump-learn factor may take in the CPU-GPU plane.
 const MAX_JUMP_LEARN_STEP: f64 = 5.0;
 
-/// EcoGD's parameters. [`Default`]: the original's values, plus the four
+/// EcoGD's parameters. [`Default`]: the original's values, plus the five
 /// additions (measured to help, see the README's results and
 /// docs/results/ablation-*.md);
 /// [`EcoGdSettings::paper`]: the original's values. Under both, a corner that was
@@ -108,6 +110,13 @@ pub struct EcoGdSettings {
     /// its neighbours, and one step at a time stops at the first that does.
     /// Needs the load, as `replay` does.
     pub scan: bool,
+    /// Probing jumps (default on; `false`: the original): the loop escape's
+    /// config two steps away is measured as a probe, and becomes the center
+    /// only if it beats the center, sides and corners. The original moves
+    /// there at once, and climbing back from a worse basin takes a window per
+    /// step: on a stationary load, where every escape is in vain, that is
+    /// most of what EcoGD pays after converging.
+    pub probe_jumps: bool,
 }
 
 impl EcoGdSettings {
@@ -119,6 +128,7 @@ impl EcoGdSettings {
             pattern: false,
             replay: false,
             scan: false,
+            probe_jumps: false,
             ..EcoGdSettings::default()
         }
     }
@@ -136,6 +146,7 @@ impl Default for EcoGdSettings {
             pattern: true,
             replay: true,
             scan: true,
+            probe_jumps: true,
         }
     }
 }
@@ -153,6 +164,8 @@ pub struct EcoGd {
     loops: u32,
     jumps: u32,
     last_rate: Option<f64>,
+    /// The last loop escape's config, while it is a probe (`probe_jumps`).
+    jumped: Option<Config>,
     /// Ceiling of the config proposed last (see `abandon_above`).
     ceiling: Option<f64>,
     /// Index change of the last move, per dimension, while a pattern is followed.
@@ -172,6 +185,7 @@ impl EcoGd {
             loops: 0,
             jumps: 0,
             last_rate: None,
+            jumped: None,
             ceiling: None,
             direction: None,
             rng: Prng::new(seed),
@@ -303,6 +317,12 @@ impl EcoGd {
         {
             best = scanned;
         }
+        if let Some(jumped) = self.jumped.take()
+            && let Some(cost) = self.fresh(&jumped, now)
+            && cost < best.1
+        {
+            best = (jumped, cost);
+        }
         let target = self.jump_learn(space, best.0, best.1, center_cost);
         // 5. Loop detection.
         if target == self.center || self.recent.contains(&target) {
@@ -313,7 +333,13 @@ impl EcoGd {
         let next = if self.loops > self.settings.max_loops {
             self.loops = 0;
             self.jumps = self.jumps.saturating_add(1);
-            self.jump_target(space).unwrap_or(target)
+            let jump = self.jump_target(space).unwrap_or(target);
+            if self.settings.probe_jumps && jump != self.center {
+                self.direction = None;
+                self.jumped = Some(jump);
+                return jump;
+            }
+            jump
         } else {
             target
         };
@@ -594,6 +620,7 @@ impl Optimizer for EcoGd {
         self.recent.clear();
         self.loops = 0;
         self.last_rate = None;
+        self.jumped = None;
         self.ceiling = None;
         self.direction = None;
         self.center
@@ -742,6 +769,44 @@ mod tests {
             w += 1;
         }
         assert!(gd.jumps() >= 1);
+    }
+
+    #[test]
+    fn a_loop_escape_probes_before_it_moves() {
+        let space = plane();
+        // The center (2, 2) costs 1.0 and its neighbours 2.0; every config two
+        // steps away costs `far`.
+        let run = |probe_jumps: bool, far: f64| {
+            let cost = |c: &Config| match c.index(0).abs_diff(2) + c.index(1).abs_diff(2) {
+                0 => 1.0,
+                2 => far,
+                _ => 2.0,
+            };
+            let mut gd = from_center(EcoGdSettings {
+                probe_jumps,
+                ..EcoGdSettings::default()
+            });
+            let mut c = gd.start(&space);
+            let mut w = 1;
+            while gd.jumps() == 0 {
+                c = gd.step(&space, &WindowReport::measured(w, c, cost(&c), 1.0));
+                w += 1;
+                assert!(w < 40, "no loop escape");
+            }
+            let (jumped, center) = (c, gd.center());
+            c = gd.step(&space, &WindowReport::measured(w, c, cost(&c), 1.0));
+            (jumped, center, gd.center(), c)
+        };
+        // A probe that costs more leaves the center where it was.
+        let (jumped, during, after, _) = run(true, 3.0);
+        assert_ne!(jumped, at(2, 2));
+        assert_eq!((during, after), (at(2, 2), at(2, 2)));
+        // The original moves at once, and must climb back.
+        let (jumped, during, _, _) = run(false, 3.0);
+        assert_eq!(during, jumped);
+        // A probe that costs less becomes the center.
+        let (jumped, during, after, _) = run(true, 0.5);
+        assert_eq!((during, after), (at(2, 2), jumped));
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub const NAMES: [&str; 13] = [
 /// What may follow a name, each after a `+`: EcoGD's additions. `replay`
 /// and `abandon` suit every optimizer but `fixed` (EcoGD's own versions for
 /// `ecogd`, the [`Assisted`] wrapper for the others); `pattern` is EcoGD's
-/// alone, and so is `scan`. `ecogd` is `ecogd:paper+replay+abandon+pattern+scan`.
-pub const ADDITIONS: [&str; 4] = ["replay", "abandon", "pattern", "scan"];
+/// alone, and so are `scan` and `probe` (probing jumps). `ecogd` is
+/// `ecogd:paper+replay+abandon+pattern+scan+probe`.
+pub const ADDITIONS: [&str; 5] = ["replay", "abandon", "pattern", "scan", "probe"];
 
 /// Batch size of plain `dvfs` (the paper ran 8 and 16).
 pub const DVFS_DEFAULT_BATCH: u32 = 8;
@@ -53,7 +54,7 @@ pub const NAME_LIMIT: usize = 32;
 const FIXED_FORM: &str =
     "fixed:CPU,GPU,BATCH (CPU and GPU level indices, BATCH a batch size) or fixed:max";
 const DVFS_FORM: &str = "dvfs or dvfs:BATCH (BATCH a batch size)";
-const ADDITION_FORM: &str = "NAME+ADDITION..., ADDITION one of replay, abandon (any optimizer but fixed), pattern and scan (ecogd only)";
+const ADDITION_FORM: &str = "NAME+ADDITION..., ADDITION one of replay, abandon (any optimizer but fixed), pattern, scan and probe (ecogd only)";
 
 /// Why a name does not give an optimizer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,13 +195,14 @@ impl Optimizer for BaseOptimizer {
 pub fn by_name(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer, NameError> {
     let mut parts = name.split('+');
     let base = parts.next().unwrap_or_default();
-    let (mut assist, mut pattern, mut scan) = (Assist::default(), false, false);
+    let (mut assist, mut own) = (Assist::default(), EcoGdSettings::paper());
     for addition in parts {
         match addition {
             "replay" => assist.replay = true,
             "abandon" => assist.abandon = true,
-            "pattern" => pattern = true,
-            "scan" => scan = true,
+            "pattern" => own.pattern = true,
+            "scan" => own.scan = true,
+            "probe" => own.probe_jumps = true,
             _ => return Err(NameError::Malformed(ADDITION_FORM)),
         }
     }
@@ -209,18 +211,17 @@ pub fn by_name(name: &str, space: &Space, seed: u64) -> Result<AnyOptimizer, Nam
         BaseOptimizer::EcoGd(gd) => {
             let mut settings = *gd.settings();
             settings.replay |= assist.replay;
-            settings.pattern |= pattern;
-            settings.scan |= scan;
+            settings.pattern |= own.pattern;
+            settings.scan |= own.scan;
+            settings.probe_jumps |= own.probe_jumps;
             if assist.abandon && settings.abandon_above.is_none() {
                 settings.abandon_above = EcoGdSettings::default().abandon_above;
             }
             let eco = BaseOptimizer::EcoGd(EcoGd::new(settings, seed));
             Ok(Assisted::new(eco, Assist::default()))
         }
-        BaseOptimizer::Fixed(_) if !assist.is_none() || pattern || scan => {
-            Err(NameError::Malformed(ADDITION_FORM))
-        }
-        _ if pattern || scan => Err(NameError::Malformed(ADDITION_FORM)),
+        BaseOptimizer::Fixed(_) if !assist.is_none() => Err(NameError::Malformed(ADDITION_FORM)),
+        _ if own != EcoGdSettings::paper() => Err(NameError::Malformed(ADDITION_FORM)),
         other => Ok(Assisted::new(other, assist)),
     }
 }

@@ -22,7 +22,7 @@ pub const DEFAULT_OPTIMIZERS: &str = "ecogd,grid,linear,dvfs,mab,bayes,oracle";
 /// the additions that any optimizer can take (`dvfs` leaves the clocks to
 /// governors and never reads a cost, so it has nothing to gain); the oracle.
 pub const ABLATION: &str = "ecogd:paper,ecogd:paper+abandon,ecogd:paper+pattern,ecogd:paper+replay,\
-ecogd:paper+scan,ecogd:paper+replay+scan,ecogd,\
+ecogd:paper+scan,ecogd:paper+replay+scan,ecogd:paper+probe,ecogd,\
 grid,grid+replay+abandon,linear,linear+replay+abandon,dvfs,dvfs:16,mab,mab+replay+abandon,\
 bayes,bayes+replay+abandon,oracle";
 
