@@ -115,7 +115,10 @@ pub struct EcoGdSettings {
     /// only if it beats the center, sides and corners. The original moves
     /// there at once, and climbing back from a worse basin takes a window per
     /// step: on a stationary load, where every escape is in vain, that is
-    /// most of what EcoGD pays after converging.
+    /// most of what EcoGD pays after converging. The price: a pit whose
+    /// rim, two steps out, is higher than the pit is no longer left (the
+    /// original descends from the rim into a better basin); the batch scan
+    /// covers the batch axis, where such pits are common.
     pub probe_jumps: bool,
 }
 
