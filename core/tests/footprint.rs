@@ -24,7 +24,7 @@ fn within(name: &str, size: usize, max: usize) {
 /// | the same less its load sample (4096 arrivals, 32 KiB) | 12 312 B | 13 KiB |
 /// | `Controller<(), AnyOptimizer, 16>` | 64 864 B | 67 KiB |
 /// | `RingQueue<(), 256>` | 4 136 B | 4 352 B |
-/// | `EcoGd` | 5 328 B | 5.5 KiB |
+/// | `EcoGd` | 5 336 B | 5.5 KiB |
 /// | `CostWindow` | 10 552 B | 11 KiB |
 /// | `Space` | 1 096 B | 1 152 B |
 #[test]
