@@ -6,7 +6,7 @@
 //! is their [`FrequencyKnob::dimension`]s that the run selects, in the order the
 //! board offers them (CPU, GPU, memory), then batch sizes. Nothing here knows
 //! how many knobs there are: any number up to the core's
-//! [`MAX_DIMS`](ecoedge_core::space::MAX_DIMS) works.
+//! [`MAX_DIMS`] works.
 
 use std::fmt;
 use std::str::FromStr;

@@ -84,14 +84,14 @@ pub enum Trace {
     Twitter,
     /// Serverless function invocations (Azure Functions).
     Azure,
-    /// Held out: a day compressed into [`shape::CYCLE_S`], the rate a sine
+    /// Held out: a day compressed into 3 hours (`shape::CYCLE_S`), the rate a sine
     /// between 0.2x and 1.8x the mean.
     Diurnal,
-    /// Held out: a rate drawn afresh every [`shape::STEP_S`] from
-    /// [`shape::STEP_LEVELS`].
+    /// Held out: a rate drawn afresh every 15 minutes (`shape::STEP_S`)
+    /// from five levels (`shape::STEP_LEVELS`).
     Step,
     /// Held out: a slow triangle from 0.2x to 1.8x the mean and back over
-    /// [`shape::CYCLE_S`].
+    /// 3 hours (`shape::CYCLE_S`).
     Ramp,
 }
 

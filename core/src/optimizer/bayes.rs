@@ -34,7 +34,7 @@
 //!   covering the space, lost the detail around the best configs and settled
 //!   13-73 % above the best static config).
 //! - Overloaded configs (utilisation at least 1, see
-//!   [`overloaded`](super::linear::overloaded)) enter the model at
+//!   [`overloaded`]) enter the model at
 //!   [`BayesSettings::overload_penalty`] times the worst config that keeps up,
 //!   not at their measured cost.
 //! - Kernel: RBF with one length scale per dimension (ARD) on coordinates
@@ -122,7 +122,7 @@ pub const LENGTH_RANGE: (f64, f64) = (1.0 / 16.0, 4.0);
 pub const NOISE_RANGE: (f64, f64) = (1e-4, 1.0);
 
 /// Default of [`BayesSettings::overload_penalty`]. The cost of a config that
-/// cannot keep up with the arrivals ([`overloaded`](super::linear::overloaded))
+/// cannot keep up with the arrivals ([`overloaded`])
 /// as the model sees it: this many times the worst averaged cost of a config
 /// that keeps up. The cost such a
 /// window measures says how long it ran (its backlog grows for as long as it

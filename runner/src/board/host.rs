@@ -179,7 +179,7 @@ impl EnergyMeter for RaplMeter {
     type Error = io::Error;
 
     /// The total; a failed or refused reading is counted and the last total
-    /// held, for [`COUNTER_HOLD`] at most.
+    /// held, for `COUNTER_HOLD` at most.
     fn energy_j(&mut self, now: Instant) -> io::Result<f64> {
         match self.read_all() {
             Ok(total) => {

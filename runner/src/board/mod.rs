@@ -66,7 +66,7 @@ pub struct BoardAccess {
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
     /// Read energy from an INA3221 over Linux I2C instead of the board's own
-    /// meter: i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
+    /// meter: `i2c:/dev/i2c-N@0xADDR[:CHANNEL]` (the kernel's driver must not own it).
     #[arg(long)]
     pub meter: Option<MeterSpec>,
     /// NVML board: read-only (clocks and energy are read; batch size and

@@ -232,7 +232,7 @@ fn explain(e: NvmlError) -> anyhow::Error {
 }
 
 /// The GPU's total-energy counter: energy since open, with failed readings
-/// counted and the last total held (for [`COUNTER_HOLD`] at most), and a
+/// counted and the last total held (for `COUNTER_HOLD` at most), and a
 /// counter that went back (a driver reload) followed from where it is.
 pub struct EnergyCounter {
     gpu: Gpu,

@@ -23,7 +23,7 @@ pub struct BoardArgs {
     #[arg(long, default_value = "/")]
     pub sysfs_root: PathBuf,
     /// Also read an INA3221 channel directly over Linux I2C:
-    /// i2c:/dev/i2c-N@0xADDR[:CHANNEL] (the kernel's driver must not own it).
+    /// `i2c:/dev/i2c-N@0xADDR[:CHANNEL]` (the kernel's driver must not own it).
     #[arg(long)]
     pub meter: Option<MeterSpec>,
     /// Print the report as one JSON document.
