@@ -108,7 +108,9 @@ pub struct EcoGdSettings {
     /// sizes measured at those clocks (two at least). Batch cost is not
     /// convex: under the full-batch rule a size that divides a burst beats
     /// its neighbours, and one step at a time stops at the first that does.
-    /// Needs the load, as `replay` does.
+    /// Needs the load, as `replay` does; without `replay` its prices compete
+    /// with costs as measured under other loads, which the ablation shows to
+    /// hurt on traces (docs/results/ablation-resnet50.md).
     pub scan: bool,
     /// Probing jumps (default on; `false`: the original): the loop escape's
     /// config two steps away is measured as a probe, and becomes the center
