@@ -32,6 +32,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::knobs::{KnobSet, LowerLimits, apply_config, build_space, dimensions};
 use crate::logs::{LogDir, LogWriter};
+use crate::profiling::NOT_A_KNOB;
 use crate::record::{Ending, Outcome, Recorder};
 use crate::workload::Workload;
 use knob::{PodGov, SimKnob, VirtualClock, period, schedutil};
@@ -152,8 +153,13 @@ fn space_from(knobs: &ClockKnobs, model: &dyn DeviceModel, setup: &SimSetup) -> 
             setup.knobs
         );
     }
+    // A profile writes a clock its board lacks as the one level
+    // `NOT_A_KNOB`: no knob, as on that board.
+    let clocks = dimensions(knobs.iter())?
+        .into_iter()
+        .filter(|d| d.levels() != [NOT_A_KNOB]);
     build_space(
-        dimensions(knobs.iter())?,
+        clocks,
         &setup.knobs,
         model.max_batch(),
         &setup.lower_limits,
