@@ -273,6 +273,16 @@ fn bad_input_gets_one_error_line_and_writes_nothing() {
         &profile(dir.path(), "host", &root, &out, &["--device", "xavier-nx"]),
         "--device xavier-nx: a simulated device",
     );
+    // A measurement's flag without --board would be ignored: refused.
+    for flag in [["--threads", "2"], ["--configs", "50"], ["--settle", "1s"]] {
+        let refused = ecoedge(
+            dir.path(),
+            &["profile", "--out", out.to_str().unwrap(), flag[0], flag[1]],
+        );
+        assert_eq!(refused.status.code(), Some(2), "{flag:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("--board <BOARD>"), "{flag:?}: {stderr}");
+    }
     // Nothing written, no temporary file left behind.
     assert_eq!(std::fs::read_dir(&outs).unwrap().count(), 0);
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{ArgGroup, Args};
 use ecoedge_bsp_jetson::MonotonicClock;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -31,8 +31,20 @@ use crate::sim::profile::{Profile, Row, profile_text, write_profile};
 /// The simulated device profiled when neither `--board` nor `--device` is given.
 const SIMULATED: &str = "xavier-nx";
 
-/// Arguments of `ecoedge profile`.
+/// Arguments of `ecoedge profile`. The flags of a measurement (the board's,
+/// the engine's, the budget and the timing) require `--board`: without it
+/// the simulated model is written at every config, and a flag it would
+/// ignore is refused instead.
 #[derive(Debug, Clone, Args)]
+#[command(group(
+    ArgGroup::new("measurement")
+        .multiple(true)
+        .requires("board")
+        .args([
+            "sysfs_root", "state_dir", "meter", "gpu_clocks", "max_batch", "engine", "ep",
+            "plans", "threads", "configs", "settle", "idle_time", "min_time", "min_runs", "seed",
+        ])
+))]
 pub struct ProfileArgs {
     /// Measure this board (auto, jetson, host or nvml) with the model running on it.
     /// Without it, the simulated --device is written.

@@ -158,12 +158,7 @@ fn space_from(knobs: &ClockKnobs, model: &dyn DeviceModel, setup: &SimSetup) -> 
     let clocks = dimensions(knobs.iter())?
         .into_iter()
         .filter(|d| d.levels() != [NOT_A_KNOB]);
-    build_space(
-        clocks,
-        &setup.knobs,
-        model.max_batch(),
-        &setup.lower_limits,
-    )
+    build_space(clocks, &setup.knobs, model.max_batch(), &setup.lower_limits)
 }
 
 /// The simulated device's clocks.
