@@ -36,16 +36,8 @@ use crate::inference::Engine;
 use crate::knobs::cli_name;
 use crate::report::config_text;
 use crate::service::Stop;
-use crate::sim::profile::Row;
+use crate::sim::profile::{NOT_A_KNOB, Row};
 use crate::units::parse_duration;
-
-/// What a profile gives as `cpu_khz` or `gpu_hz` where the board has no
-/// such knob (a host without writable cpufreq, any board's GPU but a
-/// Jetson's or a locked NVML one): the clock was left to its governor, so no
-/// one frequency describes it. The loader needs a positive integer; 1 is no
-/// real clock, so it cannot be mistaken for one, and a profile of one level
-/// loads as a device without that knob.
-pub const NOT_A_KNOB: u32 = 1;
 
 /// The least power a profile gives, watts. The format needs positive power,
 /// and the CPU-time estimate of a host without RAPL sees no idle power at

@@ -32,12 +32,12 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::capacity::{MAX_BATCH, QUEUE};
 use crate::knobs::{KnobSet, LowerLimits, apply_config, build_space, dimensions};
 use crate::logs::{LogDir, LogWriter};
-use crate::profiling::NOT_A_KNOB;
 use crate::record::{Ending, Outcome, Recorder};
 use crate::workload::Workload;
 use knob::{PodGov, SimKnob, VirtualClock, period, schedutil};
 use meter::{SensorModel, SimMeter};
 use model::{Clocks, DeviceModel};
+use profile::NOT_A_KNOB;
 
 /// When a simulation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

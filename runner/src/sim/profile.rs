@@ -250,6 +250,14 @@ pub struct Row {
     pub idle_power_w: f64,
 }
 
+/// What a profile gives as `cpu_khz` or `gpu_hz` where the board has no
+/// such knob (a host without writable cpufreq, any board's GPU but a
+/// Jetson's or a locked NVML one): the clock was left to its governor, so no
+/// one frequency describes it. The loader needs a positive integer; 1 is no
+/// real clock, so it cannot be mistaken for one, and a profile of one level
+/// loads as a device without that knob (`sim`'s space leaves it out).
+pub const NOT_A_KNOB: u32 = 1;
+
 /// The text of a profile file: the header, then `rows` in order. Every
 /// writer of profiles goes through here, so they all write one format.
 pub fn profile_text(rows: impl IntoIterator<Item = Row>) -> String {
