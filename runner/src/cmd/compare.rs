@@ -26,6 +26,23 @@ ecogd:paper+scan,ecogd:paper+replay+scan,ecogd:paper+probe,ecogd,\
 grid,grid+replay+abandon,linear,linear+replay+abandon,dvfs,dvfs:16,mab,mab+replay+abandon,\
 bayes,bayes+replay+abandon,oracle";
 
+/// The names in a comma-separated list. `fixed:CPU,GPU,BATCH` has commas of
+/// its own: an item that starts with a digit continues the one before (no
+/// optimizer's name starts with one), so `ecogd,fixed:14,5,5` is two names.
+fn optimizer_list(list: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for item in list.split(',').map(str::trim) {
+        match names.last_mut() {
+            Some(last) if item.starts_with(|c: char| c.is_ascii_digit()) => {
+                last.push(',');
+                last.push_str(item);
+            }
+            _ => names.push(item.to_string()),
+        }
+    }
+    names
+}
+
 /// Arguments of `ecoedge compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -43,7 +60,8 @@ pub struct CompareArgs {
     #[arg(long)]
     pub workload: Vec<String>,
     /// Comma-separated optimizers (`oracle` included by default); a name may
-    /// take EcoGD's additions, e.g. `grid+replay+abandon`.
+    /// take EcoGD's additions, e.g. `grid+replay+abandon`; fixed configs
+    /// too, e.g. `ecogd,fixed:14,5,5,oracle`.
     #[arg(long, default_value = DEFAULT_OPTIMIZERS)]
     pub optimizers: String,
     /// Compare EcoGD's additions one by one, and every baseline without and
@@ -114,14 +132,11 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         model: args.model.clone(),
         device_model: model.as_ref(),
         setups,
-        optimizers: if args.ablation {
+        optimizers: optimizer_list(if args.ablation {
             ABLATION
         } else {
             &args.optimizers
-        }
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect(),
+        }),
         repeats: args.repeats,
         penalty: Penalty {
             latency: args.penalty_latency,
@@ -149,4 +164,26 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         print!("{text}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_configs_keep_their_commas_in_a_list() {
+        assert_eq!(
+            optimizer_list("ecogd, fixed:14,5,5,grid+replay,fixed:max,fixed:0,1,16"),
+            [
+                "ecogd",
+                "fixed:14,5,5",
+                "grid+replay",
+                "fixed:max",
+                "fixed:0,1,16"
+            ]
+        );
+        assert_eq!(optimizer_list(DEFAULT_OPTIMIZERS).len(), 7);
+        // A stray number with nothing before it stays a (bad) name of its own.
+        assert_eq!(optimizer_list("5,ecogd"), ["5", "ecogd"]);
+    }
 }
