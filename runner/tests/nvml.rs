@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ecoedge_tests::cli::succeeded;
 use ecoedge_tests::nvml::FakeGpu;
 use ecoedge_tests::sysfs::FakeBoard;
 use serde_json::Value;
@@ -47,11 +48,7 @@ fn run_args<'a>(duration: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn summary(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(out);
     serde_json::from_slice(&out.stdout).expect("summary JSON")
 }
 
@@ -272,8 +269,7 @@ fn the_next_run_resets_a_lock_a_killed_run_left() {
     )
     .output()
     .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = succeeded(&out);
     assert!(
         stderr.contains(&format!(
             "nvml: reset the GPU clock lock process {pid} left"
@@ -315,11 +311,7 @@ fn profile_measures_the_gpu_board_at_its_pinned_clock_and_resets_the_lock() {
     )
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let text = std::fs::read_to_string(&out_file).unwrap();
     let rows: Vec<Vec<&str>> = text
         .lines()

@@ -23,6 +23,7 @@ use ecoedge_runner::inference::{
     DataType, Engine, EngineChoice, EngineOptions, InputKind, OrtEngine, PlanMode, Tensor,
     TractEngine, TractOptions,
 };
+use ecoedge_tests::cli::one_error_line;
 use prost::Message;
 use tract_onnx::pb::tensor_proto::DataType as OnnxType;
 
@@ -246,17 +247,6 @@ fn run_args<'a>(root: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// Failed with exactly one line on stderr, an `error:` containing `needle`.
-fn assert_one_error_line(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "succeeded; stderr: {stderr}");
-    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "{needle:?} not in {stderr}");
-}
-
 #[test]
 fn run_with_the_ort_engine_serves_every_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,15 +285,15 @@ fn a_gpu_provider_the_library_lacks_is_one_error_line() {
             Some(&lib),
             &run_args(dir.path(), &["--engine", "ort", "--ep", ep]),
         );
-        assert_one_error_line(
+        one_error_line(
             &out,
             &format!("--ep {ep}: the ONNX Runtime at {}", lib.display()),
         );
-        assert_one_error_line(&out, &format!("has no {name} execution provider"));
+        one_error_line(&out, &format!("has no {name} execution provider"));
     }
     // tract has no GPU provider at all.
     let out = ecoedge(dir.path(), None, &run_args(dir.path(), &["--ep", "cuda"]));
-    assert_one_error_line(&out, "--ep cuda: tract runs on the CPU only");
+    one_error_line(&out, "--ep cuda: tract runs on the CPU only");
 }
 
 #[test]
@@ -315,7 +305,7 @@ fn a_bad_library_is_one_error_line() {
         Some(&missing),
         &run_args(dir.path(), &["--engine", "ort"]),
     );
-    assert_one_error_line(
+    one_error_line(
         &out,
         "no such file; install one with `pip install onnxruntime`",
     );
@@ -327,7 +317,7 @@ fn a_bad_library_is_one_error_line() {
         Some(&bogus),
         &run_args(dir.path(), &["--engine", "ort"]),
     );
-    assert_one_error_line(
+    one_error_line(
         &out,
         &format!("cannot load ONNX Runtime from {}", bogus.display()),
     );

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ecoedge_tests::cli::{one_error_line, succeeded};
 use ecoedge_tests::sysfs::{FakeBoard, XAVIER_NX_CPU_KHZ, XAVIER_NX_GPU_HZ, xavier_nx_clock_files};
 
 /// The profile format's header.
@@ -69,24 +70,6 @@ fn rows(path: &Path) -> Vec<(u32, u32, u32, [f64; 3])> {
             )
         })
         .collect()
-}
-
-/// The command succeeded; its stderr, for messages.
-fn succeeded(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    stderr
-}
-
-/// The command failed with exit code 1 and one line on stderr, an `error:`
-/// naming `needle`.
-fn one_error_line(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "{needle:?} not in {stderr}");
 }
 
 #[test]

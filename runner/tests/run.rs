@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use ecoedge_models::graph::{Dim, GraphBuilder};
+use ecoedge_tests::cli::one_error_line;
 use prost::Message;
 use tract_onnx::pb::tensor_proto::DataType;
 
@@ -22,18 +23,6 @@ fn run_model_file(cache: &Path, model: &Path) -> Output {
         cache,
         &["run", "--board", "host", "--model", model.to_str().unwrap()],
     )
-}
-
-/// The run failed with exactly one line on stderr, an `error:` naming `needle`.
-fn assert_one_error_line(out: &Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "succeeded; stderr: {stderr}");
-    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "{needle:?} not in {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
@@ -116,7 +105,7 @@ fn a_file_that_is_not_onnx_is_one_error_line() {
     let path = dir.path().join("model.onnx");
     std::fs::write(&path, "this is not a protobuf at all\n").unwrap();
     let out = run_model_file(dir.path(), &path);
-    assert_one_error_line(&out, "not an ONNX model");
+    one_error_line(&out, "not an ONNX model");
 }
 
 #[test]
@@ -126,7 +115,7 @@ fn a_missing_model_is_one_error_line() {
         dir.path(),
         &["run", "--board", "host", "--model", "resnet51"],
     );
-    assert_one_error_line(&out, "--model resnet51");
+    one_error_line(&out, "--model resnet51");
 }
 
 /// Writes an MLP-like graph whose input is `dims` and whose single node is `op`.
@@ -144,7 +133,7 @@ fn a_model_without_a_batch_dimension_is_one_error_line() {
     let path = dir.path().join("fixed.onnx");
     write_model(&path, &[Dim::Fixed(1), Dim::Fixed(8)], "Relu");
     let out = run_model_file(dir.path(), &path);
-    assert_one_error_line(&out, "no batch dimension");
+    one_error_line(&out, "no batch dimension");
 }
 
 #[test]
@@ -153,7 +142,7 @@ fn an_unsupported_operator_is_one_error_line() {
     let path = dir.path().join("custom.onnx");
     write_model(&path, &[Dim::Batch, Dim::Fixed(8)], "FrobnicateV2");
     let out = run_model_file(dir.path(), &path);
-    assert_one_error_line(&out, "unsupported operator FrobnicateV2");
+    one_error_line(&out, "unsupported operator FrobnicateV2");
 }
 
 #[test]
@@ -167,7 +156,7 @@ fn an_input_shape_that_does_not_fit_is_one_error_line() {
     g.output(&y, DataType::Float, &[Dim::Batch, Dim::Fixed(3)]);
     std::fs::write(&path, g.finish("t", "test").encode_to_vec()).unwrap();
     let out = run_model_file(dir.path(), &path);
-    assert_one_error_line(&out, path.to_str().unwrap());
+    one_error_line(&out, path.to_str().unwrap());
 }
 
 #[test]
@@ -185,7 +174,7 @@ fn a_bad_workload_is_one_error_line() {
             "sometimes:3",
         ],
     );
-    assert_one_error_line(&out, "sometimes:3");
+    one_error_line(&out, "sometimes:3");
 }
 
 #[test]

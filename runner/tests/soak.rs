@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use ecoedge_tests::cli::succeeded;
+
 /// Runs `sim` for `duration` with its logs in `dir`; the summary.
 fn sim(duration: &str, dir: &Path) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_ecoedge"))
@@ -20,11 +22,7 @@ fn sim(duration: &str, dir: &Path) -> serde_json::Value {
         .arg(dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

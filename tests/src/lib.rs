@@ -7,9 +7,12 @@
 //!   board of the port example.
 //! - [`ina3221_sim`]: a register-level INA3221 behind embedded-hal's `I2c`.
 //! - [`nvml`]: a fake NVIDIA GPU behind a fake `libnvidia-ml.so.1`.
+//! - [`cli`]: checks on a finished `ecoedge` process (succeeded; failed with
+//!   one `error:` line).
 //! - [`generic_sbc`]: the worked example of a board port (cpufreq and an
 //!   `ina2xx` hwmon sensor), using nothing but `ecoedge-core` and `std`.
 
+pub mod cli;
 pub mod fuzzing;
 pub mod generic_sbc;
 pub mod ina3221_sim;

@@ -157,12 +157,7 @@ fn cost_over_time<DB: DrawingBackend>(
     what: &str,
     rows: &[&ResultJson],
 ) -> Result<()> {
-    let windows = rows
-        .iter()
-        .map(|r| r.series.len())
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let windows = longest(rows, |r| r.series.len());
     let y = log_range(rows.iter().flat_map(|r| r.series.iter().copied()));
     let mut chart = ChartBuilder::on(root)
         .caption(format!("Cost per window: {what}"), ("sans-serif", 20))
@@ -186,6 +181,11 @@ fn cost_over_time<DB: DrawingBackend>(
             .map(|(w, &c)| (w as f64, c))
             .collect()
     })
+}
+
+/// The longest of the rows' `len`, at least 1 (an axis needs a span).
+fn longest(rows: &[&ResultJson], len: impl Fn(&ResultJson) -> usize) -> usize {
+    rows.iter().map(|r| len(r)).max().unwrap_or(1).max(1)
 }
 
 /// A cost chart's axes: linear x, log cost.
@@ -229,12 +229,7 @@ fn cost_against_hours<DB: DrawingBackend>(
 ) -> Result<()> {
     let bin_s = TIMELINE_BIN.as_secs_f64();
     let hours = |i: usize| (i as f64 + 0.5) * bin_s / 3600.0;
-    let bins = rows
-        .iter()
-        .map(|r| r.timeline.len())
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let bins = longest(rows, |r| r.timeline.len());
     let end_h = bins as f64 * bin_s / 3600.0;
     let (top, bottom) = root.split_vertically(root.dim_in_pixel().1 * 7 / 10);
     let y = log_range(rows.iter().flat_map(|r| {

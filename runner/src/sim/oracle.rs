@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use ecoedge_core::cost::{Alpha, Baseline};
-use ecoedge_core::load::{self, LOAD_SAMPLE, Load, Sample, Service};
+use ecoedge_core::load::{LOAD_SAMPLE, Load, Sample, Service};
 use ecoedge_core::optimizer::Fixed;
 use ecoedge_core::space::{Config, Knob, Space};
 use ecoedge_core::time::Instant;
@@ -92,20 +92,10 @@ pub fn best_static(
 ) -> Result<StaticBest> {
     let space = space_of(model, setup)?;
     let arrivals = arrivals_until_end(setup)?;
-    let load = Load {
-        sample: Sample::of_run(&arrivals),
-        baseline: *baseline,
-        alpha: setup.settings.window.alpha,
-        scope: setup.settings.window.scope,
-        max_wait: setup.settings.max_wait,
-    };
-    let configs: Vec<Config> = space.configs().collect();
-    let mut priced: Vec<(f64, Config)> = configs
+    let load = load_over(setup, baseline, &arrivals);
+    let mut priced: Vec<(f64, Config)> = exact_services(model, &space)
         .par_iter()
-        .filter_map(|c| {
-            let service = exact_service(model, &space, c);
-            Some((load.replay(space.batch_size(c), &service)?.cost, *c))
-        })
+        .filter_map(|(c, b, service)| Some((load.replay(*b, service)?.cost, *c)))
         .collect();
     priced.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let finalists: Vec<Config> = priced.iter().take(FINALISTS).map(|p| p.1).collect();
@@ -160,29 +150,14 @@ pub fn best_per_window(
     baseline: &Baseline,
 ) -> Result<WindowBest> {
     let space = space_of(model, setup)?;
-    let priced: Vec<(Config, u32, Service)> = space
-        .configs()
-        .map(|c| {
-            let b = space.batch_size(&c);
-            (c, b, exact_service(model, &space, &c))
-        })
-        .collect();
+    let priced = exact_services(model, &space);
     let largest = priced.iter().map(|p| p.1 as usize).max().unwrap_or(1);
-    // Room in the replay's ring for the requests carried over.
+    // A window with the requests carried over fits the controller's own load
+    // sample, as it would on the board.
     let size = (setup.settings.window.requests as usize).clamp(1, LOAD_SAMPLE - largest);
     let arrivals = arrivals_until_end(setup)?;
     let best_for = |sample: &[Instant]| -> Option<(Config, u32, f64)> {
-        let mut ring: load::Arrivals<LOAD_SAMPLE> = load::Arrivals::default();
-        for &t in sample {
-            ring.push(t);
-        }
-        let load = Load {
-            sample: Sample::new(&ring, 0, *sample.last()?),
-            baseline: *baseline,
-            alpha: setup.settings.window.alpha,
-            scope: setup.settings.window.scope,
-            max_wait: setup.settings.max_wait,
-        };
+        let load = load_over(setup, baseline, sample);
         priced
             .par_iter()
             .filter_map(|(c, b, service)| Some((*c, *b, load.replay(*b, service)?.cost)))
@@ -236,6 +211,26 @@ fn arrivals_until_end(setup: &SimSetup) -> Result<Vec<Instant>> {
             .take(n as usize * setup.settings.window.requests as usize)
             .collect(),
     })
+}
+
+/// Every config of `space` with its batch size and exact service figures.
+fn exact_services(model: &dyn DeviceModel, space: &Space) -> Vec<(Config, u32, Service)> {
+    space
+        .configs()
+        .map(|c| (c, space.batch_size(&c), exact_service(model, space, &c)))
+        .collect()
+}
+
+/// `arrivals` as a load priced under `setup`'s cost settings against
+/// `baseline`.
+fn load_over<'a>(setup: &SimSetup, baseline: &Baseline, arrivals: &'a [Instant]) -> Load<'a> {
+    Load {
+        sample: Sample::of_run(arrivals),
+        baseline: *baseline,
+        alpha: setup.settings.window.alpha,
+        scope: setup.settings.window.scope,
+        max_wait: setup.settings.max_wait,
+    }
 }
 
 /// `config`'s service figures on `model`, noise off: what a window at that
